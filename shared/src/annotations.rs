@@ -1,0 +1,518 @@
+//! Pod annotations → a typed, validated [`InjectionRequest`] (DESIGN §3).
+
+use std::collections::BTreeMap;
+
+use crate::config::{
+    AgentConfig, DEFAULT_MOUNT_PATH, DEFAULT_REFRESH_SECS, DEFAULT_STARTUP_TIMEOUT_SECS, Format,
+    MIN_REFRESH_SECS, Mode, SecretSpec,
+};
+use crate::error::Problems;
+use crate::keys;
+use crate::objects::parse_objects;
+use crate::paths;
+use crate::refs::SecretRef;
+use crate::validate;
+
+/// Most secrets (annotations + objects) one pod may name.
+pub const MAX_SECRETS: usize = 500;
+
+/// What a pod asked for, validated. The webhook adds what only the pod spec
+/// knows (owner uid/gid) to `config` before handing it to the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectionRequest {
+    pub config: AgentConfig,
+    /// Containers to mount the volume into; `None` = all app containers.
+    pub containers: Option<Vec<String>>,
+    pub agent_cpu: Option<String>,
+    pub agent_memory: Option<String>,
+}
+
+impl InjectionRequest {
+    pub fn mode(&self) -> Mode {
+        self.config.mode
+    }
+    pub fn mount_path(&self) -> &str {
+        &self.config.mount_path
+    }
+}
+
+/// Parse a pod's annotations. `Ok(None)`: the pod names no secrets or opted
+/// out with `inject: "false"` — leave it unchanged. `Err`: every problem found.
+pub fn parse_annotations(
+    annotations: &BTreeMap<String, String>,
+) -> Result<Option<InjectionRequest>, Problems> {
+    let mut p = Problems::default();
+    match annotations.get(keys::INJECT).map(|v| v.trim()) {
+        Some("false" | "disabled") => return Ok(None),
+        Some("true" | "enabled") | None => {}
+        Some(other) => p.push(keys::INJECT, format!("{other:?} is not true or false")),
+    }
+    let mut secrets: Vec<SecretSpec> = Vec::new();
+    // Annotation key (or `objects[i]`) of each output path, for duplicate reports.
+    let mut origin: Vec<String> = Vec::new();
+    let mut formats: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    let mut named_any = false;
+
+    for (key, value) in annotations {
+        if let Some(file) = key.strip_prefix(keys::SECRET_PREFIX) {
+            named_any = true;
+            if let Err(e) = paths::check_relative(file, false) {
+                p.push(key, format!("file name {file:?} {e}"));
+                continue;
+            }
+            match SecretRef::parse(value) {
+                Ok(source) => {
+                    secrets.push(SecretSpec::new(source, file));
+                    origin.push(key.clone());
+                }
+                Err(e) => p.push(key, e),
+            }
+        } else if let Some(file) = key.strip_prefix(keys::FORMAT_PREFIX) {
+            formats.insert(file, (key, value));
+        } else if key == keys::OBJECTS {
+            named_any = true;
+            match parse_objects(value) {
+                Ok(specs) => {
+                    origin.extend((0..specs.len()).map(|i| format!("{}[{i}]", keys::OBJECTS)));
+                    secrets.extend(specs);
+                }
+                Err(errs) => errs.into_iter().for_each(|e| p.push(key, e)),
+            }
+        } else if key.starts_with(keys::DOMAIN)
+            && key[keys::DOMAIN.len()..].starts_with('/')
+            && !keys::KNOWN.contains(&key.as_str())
+        {
+            p.push(
+                key,
+                "unknown annotation (check the spelling against the documentation)",
+            );
+        }
+    }
+    if !named_any {
+        return Ok(None);
+    }
+    for (file, (key, value)) in formats {
+        // Formats apply to `secret-<file>` annotations only; objects carry their own `format`.
+        let target = secrets
+            .iter_mut()
+            .zip(&origin)
+            .find(|(s, from)| s.path == file && from.starts_with(keys::SECRET_PREFIX))
+            .map(|(s, _)| s);
+        match (Format::parse(value.trim()), target) {
+            (None, _) => p.push(
+                key,
+                format!("{value:?} is not raw, dotenv, json, yaml, properties or files"),
+            ),
+            (Some(_), None) => p.push(
+                key,
+                format!("no matching {}{file} annotation", keys::SECRET_PREFIX),
+            ),
+            (Some(f), Some(spec)) => spec.format = f,
+        }
+    }
+    if secrets.len() > MAX_SECRETS {
+        p.push(
+            keys::OBJECTS,
+            format!(
+                "the pod names {} secrets; the limit is {MAX_SECRETS}",
+                secrets.len()
+            ),
+        );
+    }
+    check_output_paths(&secrets, &origin, &mut p);
+
+    let get = |k: &str| {
+        annotations
+            .get(k)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let mut cfg = AgentConfig {
+        secrets,
+        ..AgentConfig::default()
+    };
+
+    cfg.mode = match get(keys::MODE) {
+        None | Some("init") => Mode::Init,
+        Some("sidecar") => Mode::Sidecar,
+        Some(other) => {
+            p.push(keys::MODE, format!("{other:?} is not init or sidecar"));
+            Mode::Init
+        }
+    };
+    cfg.refresh_interval_secs = get(keys::REFRESH_INTERVAL).map_or(DEFAULT_REFRESH_SECS, |v| {
+        match validate::parse_duration_secs(v) {
+            Ok(s) if s < MIN_REFRESH_SECS => {
+                p.push(
+                    keys::REFRESH_INTERVAL,
+                    format!("{v:?} is below the minimum of 30s"),
+                );
+                DEFAULT_REFRESH_SECS
+            }
+            Ok(s) => s,
+            Err(e) => {
+                p.push(keys::REFRESH_INTERVAL, e);
+                DEFAULT_REFRESH_SECS
+            }
+        }
+    });
+    cfg.startup_timeout_secs =
+        get(keys::STARTUP_TIMEOUT).map_or(DEFAULT_STARTUP_TIMEOUT_SECS, |v| {
+            match validate::parse_duration_secs(v) {
+                Ok(0) => {
+                    p.push(keys::STARTUP_TIMEOUT, "must be greater than zero");
+                    DEFAULT_STARTUP_TIMEOUT_SECS
+                }
+                Ok(s) => s,
+                Err(e) => {
+                    p.push(keys::STARTUP_TIMEOUT, e);
+                    DEFAULT_STARTUP_TIMEOUT_SECS
+                }
+            }
+        });
+    cfg.mount_path = match get(keys::MOUNT_PATH) {
+        None => DEFAULT_MOUNT_PATH.to_string(),
+        Some(v) => match paths::check_absolute(v) {
+            Ok(()) => v.trim_end_matches('/').to_string(),
+            Err(e) => {
+                p.push(keys::MOUNT_PATH, format!("{v:?} {e}"));
+                DEFAULT_MOUNT_PATH.to_string()
+            }
+        },
+    };
+    let mut opt = |key: &str, check: fn(&str) -> Result<String, String>| {
+        get(key).and_then(|v| check(v).map_err(|e| p.push(key, e)).ok())
+    };
+    cfg.region = opt(keys::REGION, validate::check_region);
+    cfg.failover_region = opt(keys::FAILOVER_REGION, validate::check_region);
+    cfg.role_arn = opt(keys::ROLE_ARN, validate::check_role_arn);
+    let agent_cpu = opt(keys::AGENT_CPU, validate::check_quantity);
+    let agent_memory = opt(keys::AGENT_MEMORY, validate::check_quantity);
+    if cfg.failover_region.is_some() && cfg.failover_region == cfg.region {
+        p.push(keys::FAILOVER_REGION, "is the same as the primary region");
+    }
+    cfg.file_permission = get(keys::FILE_PERMISSION).and_then(|v| {
+        validate::parse_mode(v)
+            .map_err(|e| p.push(keys::FILE_PERMISSION, e))
+            .ok()
+    });
+    cfg.on_change = get(keys::ON_CHANGE).and_then(|v| {
+        validate::parse_on_change(v)
+            .map_err(|e| p.push(keys::ON_CHANGE, e))
+            .ok()
+    });
+    if cfg.on_change.is_some() && cfg.mode == Mode::Init {
+        p.push(
+            keys::ON_CHANGE,
+            "only takes effect with secrets-injector.io/mode: sidecar",
+        );
+    }
+    cfg.allow_node_role = match get(keys::ALLOW_NODE_ROLE) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            p.push(
+                keys::ALLOW_NODE_ROLE,
+                format!("{other:?} is not true or false"),
+            );
+            false
+        }
+    };
+    let containers = get(keys::CONTAINERS).map(|v| {
+        let names: Vec<String> = v
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if names.is_empty() {
+            p.push(keys::CONTAINERS, "lists no container names");
+        }
+        for n in &names {
+            if let Err(e) = validate::check_container_name(n) {
+                p.push(keys::CONTAINERS, e);
+            }
+        }
+        names
+    });
+
+    if p.is_empty() {
+        Ok(Some(InjectionRequest {
+            config: cfg,
+            containers,
+            agent_cpu,
+            agent_memory,
+        }))
+    } else {
+        Err(p)
+    }
+}
+
+/// Every output path (main file and JMESPath aliases) must be safe and distinct,
+/// and no path may sit inside another (`a` and `a/b`).
+fn check_output_paths(secrets: &[SecretSpec], origin: &[String], p: &mut Problems) {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for (spec, from) in secrets.iter().zip(origin) {
+        let outputs = std::iter::once(spec.path.as_str())
+            .chain(spec.jmes_path.iter().map(|j| j.alias.as_str()));
+        for path in outputs {
+            if let Err(e) = paths::check_relative(path, true) {
+                p.push(annotation_of(from), format!("output path {path:?} {e}"));
+                continue;
+            }
+            if let Some((_, other)) = seen.iter().find(|(q, _)| paths::overlaps(q, path)) {
+                p.push(
+                    annotation_of(from),
+                    format!("output path {path:?} collides with the one from {other}"),
+                );
+                continue;
+            }
+            seen.push((path, from));
+        }
+    }
+}
+
+fn annotation_of(origin: &str) -> &str {
+    origin.split('[').next().unwrap_or(origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OnChange;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn parse_ok(pairs: &[(&str, &str)]) -> InjectionRequest {
+        parse_annotations(&ann(pairs)).unwrap().unwrap()
+    }
+
+    fn problems(pairs: &[(&str, &str)]) -> String {
+        parse_annotations(&ann(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn no_secrets_means_no_injection() {
+        assert_eq!(parse_annotations(&ann(&[])).unwrap(), None);
+        assert_eq!(
+            parse_annotations(&ann(&[(keys::MODE, "sidecar"), ("other.io/x", "y")])).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn opt_out_wins() {
+        let a = ann(&[
+            (keys::INJECT, "false"),
+            ("secrets-injector.io/secret-db", "bad ref"),
+        ]);
+        assert_eq!(parse_annotations(&a).unwrap(), None);
+    }
+
+    #[test]
+    fn defaults() {
+        let r = parse_ok(&[("secrets-injector.io/secret-db", "prod/db")]);
+        assert_eq!(r.config.mode, Mode::Init);
+        assert_eq!(r.config.mount_path, "/mnt/secrets");
+        assert_eq!(r.config.refresh_interval_secs, 300);
+        assert_eq!(r.config.startup_timeout_secs, 60);
+        assert_eq!(
+            r.config.secrets,
+            vec![SecretSpec::new(SecretRef::parse("prod/db").unwrap(), "db")]
+        );
+        assert_eq!(r.containers, None);
+        assert!(!r.config.allow_node_role);
+    }
+
+    #[test]
+    fn every_annotation_is_read() {
+        let r = parse_ok(&[
+            ("secrets-injector.io/secret-db.json", "prod/db"),
+            ("secrets-injector.io/format-db.json", "files"),
+            ("secrets-injector.io/secret-key", "ssm:/app/key"),
+            ("secrets-injector.io/format-key", "dotenv"),
+            (
+                keys::OBJECTS,
+                "- {objectName: other, objectType: secretsmanager, objectAlias: o/x}",
+            ),
+            (keys::INJECT, "true"),
+            (keys::MODE, "sidecar"),
+            (keys::REFRESH_INTERVAL, "1h30m"),
+            (keys::MOUNT_PATH, "/var/run/secrets/app/"),
+            (keys::CONTAINERS, "app, worker"),
+            (keys::REGION, "eu-west-1"),
+            (keys::FAILOVER_REGION, "eu-central-1"),
+            (keys::ROLE_ARN, "arn:aws:iam::123456789012:role/reader"),
+            (keys::FILE_PERMISSION, "0400"),
+            (keys::ON_CHANGE, "signal:SIGHUP:nginx"),
+            (keys::STARTUP_TIMEOUT, "2m"),
+            (keys::AGENT_CPU, "50m"),
+            (keys::AGENT_MEMORY, "32Mi"),
+            (keys::ALLOW_NODE_ROLE, "true"),
+        ]);
+        let c = &r.config;
+        assert_eq!(c.mode, Mode::Sidecar);
+        assert_eq!(c.refresh_interval_secs, 5400);
+        assert_eq!(c.mount_path, "/var/run/secrets/app");
+        assert_eq!(r.containers, Some(vec!["app".into(), "worker".into()]));
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.failover_region.as_deref(), Some("eu-central-1"));
+        assert_eq!(
+            c.role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/reader")
+        );
+        assert_eq!(c.file_permission, Some(0o400));
+        assert_eq!(
+            c.on_change,
+            Some(OnChange::Signal {
+                signal: "SIGHUP".into(),
+                process: "nginx".into()
+            })
+        );
+        assert_eq!(c.startup_timeout_secs, 120);
+        assert_eq!(r.agent_cpu.as_deref(), Some("50m"));
+        assert_eq!(r.agent_memory.as_deref(), Some("32Mi"));
+        assert!(c.allow_node_role);
+        let by_path = |p: &str| c.secrets.iter().find(|s| s.path == p).unwrap();
+        assert_eq!(by_path("db.json").format, Format::Files);
+        assert_eq!(by_path("key").format, Format::Dotenv);
+        assert_eq!(by_path("o/x").source.id(), "other");
+    }
+
+    #[test]
+    fn reports_every_problem_naming_its_annotation() {
+        let msg = problems(&[
+            ("secrets-injector.io/secret-db", "has space"),
+            ("secrets-injector.io/secret-..data", "prod/db"),
+            ("secrets-injector.io/format-db", "toml"),
+            ("secrets-injector.io/format-nothing", "raw"),
+            (keys::OBJECTS, "- objectName: ["),
+            (keys::MODE, "daemon"),
+            (keys::REFRESH_INTERVAL, "10s"),
+            (keys::STARTUP_TIMEOUT, "soon"),
+            (keys::MOUNT_PATH, "relative/path"),
+            (keys::CONTAINERS, "App"),
+            (keys::REGION, "moon-1"),
+            (keys::FAILOVER_REGION, "x"),
+            (keys::ROLE_ARN, "reader"),
+            (keys::FILE_PERMISSION, "999"),
+            (keys::ON_CHANGE, "exec:/bin/true"),
+            (keys::AGENT_CPU, "lots"),
+            (keys::AGENT_MEMORY, "-1"),
+            (keys::ALLOW_NODE_ROLE, "maybe"),
+            (keys::INJECT, "sometimes"),
+            ("secrets-injector.io/refresh-intreval", "5m"),
+        ]);
+        for want in [
+            "secrets-injector.io/secret-db: \"has space\" is not a valid Secrets Manager name",
+            "secrets-injector.io/secret-..data: file name \"..data\"",
+            "secrets-injector.io/format-db: \"toml\" is not raw",
+            "secrets-injector.io/format-nothing: no matching secrets-injector.io/secret-nothing annotation",
+            "secrets-injector.io/objects: is not a valid ASCP objects list",
+            "secrets-injector.io/mode: \"daemon\" is not init or sidecar",
+            "secrets-injector.io/refresh-interval: \"10s\" is below the minimum of 30s",
+            "secrets-injector.io/startup-timeout: \"soon\" is not a duration",
+            "secrets-injector.io/mount-path: \"relative/path\" must be an absolute path",
+            "secrets-injector.io/containers: \"App\" is not a valid container name",
+            "secrets-injector.io/region: \"moon-1\" is not an AWS region",
+            "secrets-injector.io/failover-region: \"x\" is not an AWS region",
+            "secrets-injector.io/role-arn: \"reader\" is not an IAM role ARN",
+            "secrets-injector.io/file-permission: \"999\" is not an octal file mode",
+            "secrets-injector.io/on-change: \"exec:/bin/true\": expected signal",
+            "secrets-injector.io/agent-cpu: \"lots\" is not a Kubernetes quantity",
+            "secrets-injector.io/agent-memory: \"-1\" is not a Kubernetes quantity",
+            "secrets-injector.io/allow-node-role: \"maybe\" is not true or false",
+            "secrets-injector.io/inject: \"sometimes\" is not true or false",
+            "secrets-injector.io/refresh-intreval: unknown annotation",
+        ] {
+            assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+        }
+        assert!(
+            msg.starts_with("secrets-injector: 20 invalid annotations: [1] "),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn duplicate_and_nested_output_paths_are_rejected() {
+        let msg = problems(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            (
+                keys::OBJECTS,
+                "- {objectName: a, objectType: secretsmanager, objectAlias: db}\n- {objectName: b, objectType: secretsmanager, objectAlias: x, jmesPath: [{path: u, objectAlias: x/u}]}",
+            ),
+        ]);
+        assert!(msg.contains("secrets-injector.io/secret-db: output path \"db\" collides with the one from secrets-injector.io/objects[0]"), "{msg}");
+        assert!(
+            msg.contains(
+                "output path \"x/u\" collides with the one from secrets-injector.io/objects[1]"
+            ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unsafe_object_aliases_are_rejected() {
+        for (alias, want) in [
+            ("../etc/x", "\"..\" segments"),
+            ("/abs", "must be relative"),
+            ("", "is empty"),
+        ] {
+            let yaml =
+                format!("- {{objectName: a, objectType: secretsmanager, objectAlias: {alias:?}}}");
+            let msg = problems(&[(keys::OBJECTS, &yaml)]);
+            assert!(msg.contains(want), "{alias:?}: {msg}");
+        }
+        let msg = problems(&[(
+            keys::OBJECTS,
+            "- {objectName: a, objectType: secretsmanager, jmesPath: [{path: u, objectAlias: \"a\\u0000b\"}]}",
+        )]);
+        assert!(msg.contains("NUL"), "{msg}");
+    }
+
+    #[test]
+    fn on_change_requires_sidecar() {
+        let msg = problems(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            (keys::ON_CHANGE, "signal:HUP:app"),
+        ]);
+        assert!(
+            msg.contains("only takes effect with secrets-injector.io/mode: sidecar"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn failover_region_must_differ() {
+        let msg = problems(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            (keys::REGION, "us-east-1"),
+            (keys::FAILOVER_REGION, "us-east-1"),
+        ]);
+        assert!(msg.contains("same as the primary region"), "{msg}");
+    }
+
+    #[test]
+    fn other_domains_are_ignored() {
+        let r = parse_ok(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            ("vault.hashicorp.com/agent-inject", "true"),
+            ("secrets-injector.iox/y", "z"),
+        ]);
+        assert_eq!(r.config.secrets.len(), 1);
+    }
+
+    #[test]
+    fn status_annotations_are_known() {
+        let r = parse_ok(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            (keys::STATUS, "injected"),
+            (keys::CONFIG_HASH, "abc"),
+        ]);
+        assert_eq!(r.config.secrets.len(), 1);
+    }
+}

@@ -1,0 +1,17 @@
+//! The secrets-injector contract (DESIGN §2–3, §5): annotation keys, secret
+//! references, annotation parsing and validation, and the `AgentConfig` the
+//! webhook hands the agent. Pure: no I/O, no async.
+
+pub mod annotations;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod objects;
+pub mod paths;
+pub mod refs;
+pub mod validate;
+
+pub use annotations::{InjectionRequest, parse_annotations};
+pub use config::{AgentConfig, Format, JmesPathEntry, Mode, OnChange, Owner, SecretSpec};
+pub use error::{Error, Problem, Problems};
+pub use refs::{SecretRef, Service};

@@ -1,0 +1,304 @@
+//! The ASCP `objects` YAML (as pasted from a `SecretProviderClass`), plus the
+//! extensions `optional` and `format`.
+
+use serde::Deserialize;
+
+use crate::config::{Format, JmesPathEntry, SecretSpec};
+use crate::refs::{SecretRef, Service};
+use crate::validate::parse_mode;
+
+/// Largest `objects` annotation accepted, before any YAML parsing.
+pub const MAX_OBJECTS_BYTES: usize = 64 * 1024;
+/// Most objects in one pod.
+pub const MAX_OBJECTS: usize = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AscpObject {
+    object_name: String,
+    object_type: Option<String>,
+    object_alias: Option<String>,
+    object_version: Option<String>,
+    object_version_label: Option<String>,
+    #[serde(default)]
+    jmes_path: Vec<AscpJmesPath>,
+    file_permission: Option<serde_yaml_ng::Value>,
+    failover_object: Option<AscpFailover>,
+    #[serde(default)]
+    optional: bool,
+    format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AscpJmesPath {
+    path: String,
+    object_alias: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AscpFailover {
+    object_name: String,
+    object_version: Option<String>,
+    object_version_label: Option<String>,
+}
+
+/// Parse the `objects` YAML into specs. Errors are reported per object
+/// (`objects[2].objectName: …`) and all at once.
+pub fn parse_objects(yaml: &str) -> Result<Vec<SecretSpec>, Vec<String>> {
+    if yaml.len() > MAX_OBJECTS_BYTES {
+        return Err(vec![format!(
+            "is {} bytes; the limit is {MAX_OBJECTS_BYTES} bytes",
+            yaml.len()
+        )]);
+    }
+    let objects: Vec<AscpObject> = match serde_yaml_ng::from_str::<Option<Vec<AscpObject>>>(yaml) {
+        Ok(Some(v)) => v,
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(vec![format!("is not a valid ASCP objects list: {e}")]),
+    };
+    if objects.len() > MAX_OBJECTS {
+        return Err(vec![format!(
+            "lists {} objects; the limit is {MAX_OBJECTS}",
+            objects.len()
+        )]);
+    }
+    let mut specs = Vec::with_capacity(objects.len());
+    let mut problems = Vec::new();
+    for (i, o) in objects.into_iter().enumerate() {
+        match convert(o) {
+            Ok(spec) => specs.push(spec),
+            Err(errs) => problems.extend(errs.into_iter().map(|e| format!("objects[{i}].{e}"))),
+        }
+    }
+    if problems.is_empty() {
+        Ok(specs)
+    } else {
+        Err(problems)
+    }
+}
+
+fn convert(o: AscpObject) -> Result<SecretSpec, Vec<String>> {
+    let mut problems = Vec::new();
+    let service = match o.object_type.as_deref() {
+        Some(t) => match Service::parse_object_type(t) {
+            Some(s) => Some(s),
+            None => {
+                problems.push(format!(
+                    "objectType: {t:?} is not secretsmanager or ssmparameter"
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let source = match (service, o.object_name.trim().starts_with("arn:")) {
+        (Some(s), _) => SecretRef::parse_as(&o.object_name, s),
+        (None, true) => SecretRef::parse(&o.object_name),
+        (None, false) => Err("objectType is required unless objectName is an ARN".to_string()),
+    };
+    let source = source
+        .map_err(|e| problems.push(format!("objectName: {e}")))
+        .ok();
+
+    let format = match o.format.as_deref() {
+        None => Format::Raw,
+        Some(f) => Format::parse(f).unwrap_or_else(|| {
+            problems.push(format!(
+                "format: {f:?} is not raw, dotenv, json, yaml, properties or files"
+            ));
+            Format::Raw
+        }),
+    };
+    let file_permission = match o.file_permission {
+        None => None,
+        Some(serde_yaml_ng::Value::String(s)) => parse_mode(&s)
+            .map_err(|e| problems.push(format!("filePermission: {e}")))
+            .ok(),
+        Some(serde_yaml_ng::Value::Number(n)) => parse_mode(&n.to_string())
+            .map_err(|e| problems.push(format!("filePermission: {e}")))
+            .ok(),
+        Some(_) => {
+            problems.push("filePermission: must be an octal string such as \"0440\"".into());
+            None
+        }
+    };
+    let failover = o.failover_object.and_then(|f| {
+        if f.object_version.is_some() && f.object_version != o.object_version
+            || f.object_version_label.is_some() && f.object_version_label != o.object_version_label
+        {
+            problems.push(
+                "failoverObject: objectVersion/objectVersionLabel must match the primary object's"
+                    .into(),
+            );
+        }
+        let svc = source.as_ref().map(SecretRef::service).or(service)?;
+        SecretRef::parse_as(&f.object_name, svc)
+            .map_err(|e| problems.push(format!("failoverObject.objectName: {e}")))
+            .ok()
+    });
+    let mut jmes_path = Vec::with_capacity(o.jmes_path.len());
+    for (j, entry) in o.jmes_path.into_iter().enumerate() {
+        if entry.path.trim().is_empty() {
+            problems.push(format!("jmesPath[{j}].path: is empty"));
+        }
+        jmes_path.push(JmesPathEntry {
+            path: entry.path,
+            alias: entry.object_alias,
+        });
+    }
+    if source
+        .as_ref()
+        .is_some_and(|s| s.service() == Service::SsmParameter)
+        && o.object_version
+            .as_deref()
+            .is_some_and(|v| v.parse::<u64>().is_err())
+    {
+        problems.push("objectVersion: an SSM parameter version is a number".into());
+    }
+    let Some(source) = source else {
+        return Err(problems);
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let path = o.object_alias.unwrap_or_else(|| source.default_file_name());
+    Ok(SecretSpec {
+        path,
+        format,
+        version_id: o.object_version,
+        version_stage: o.object_version_label,
+        jmes_path,
+        file_permission,
+        optional: o.optional,
+        failover,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_ascp_field() {
+        let yaml = r#"
+- objectName: "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf"
+  objectAlias: db.json
+  objectVersionLabel: AWSCURRENT
+  filePermission: "0400"
+  jmesPath:
+    - path: username
+      objectAlias: db/user
+    - path: password
+      objectAlias: db/pass
+  failoverObject:
+    objectName: "arn:aws:secretsmanager:us-west-2:123456789012:secret:prod/db-AbCdEf"
+- objectName: /app/key
+  objectType: ssmparameter
+  objectVersion: "3"
+  optional: true
+  format: dotenv
+"#;
+        let specs = parse_objects(yaml).unwrap();
+        assert_eq!(specs.len(), 2);
+        let db = &specs[0];
+        assert_eq!(db.path, "db.json");
+        assert_eq!(db.version_stage.as_deref(), Some("AWSCURRENT"));
+        assert_eq!(db.file_permission, Some(0o400));
+        assert_eq!(
+            db.jmes_path[1],
+            JmesPathEntry {
+                path: "password".into(),
+                alias: "db/pass".into()
+            }
+        );
+        assert_eq!(db.failover.as_ref().unwrap().region(), Some("us-west-2"));
+        assert_eq!(db.source.region(), Some("us-east-1"));
+        let key = &specs[1];
+        assert_eq!(key.path, "_app_key");
+        assert_eq!(
+            key.source,
+            SecretRef::SsmParameter {
+                name: "/app/key".into(),
+                region: None
+            }
+        );
+        assert_eq!(key.version_id.as_deref(), Some("3"));
+        assert!(key.optional);
+        assert_eq!(key.format, Format::Dotenv);
+    }
+
+    #[test]
+    fn numeric_file_permission_is_read_as_octal_digits() {
+        let specs =
+            parse_objects("- {objectName: db, objectType: secretsmanager, filePermission: 0644}")
+                .unwrap();
+        assert_eq!(specs[0].file_permission, Some(0o644));
+    }
+
+    #[test]
+    fn empty_yaml_is_no_objects() {
+        assert!(parse_objects("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_index() {
+        let yaml = r#"
+- objectName: db
+- objectName: x
+  objectType: vault
+- objectName: "bad name"
+  objectType: secretsmanager
+  format: toml
+  filePermission: "999"
+- objectName: /p
+  objectType: ssmparameter
+  objectVersion: latest
+  jmesPath: [{path: "", objectAlias: a}]
+"#;
+        let errs = parse_objects(yaml).unwrap_err().join("\n");
+        for want in [
+            "objects[0].objectName: objectType is required unless objectName is an ARN",
+            "objects[1].objectType: \"vault\" is not secretsmanager or ssmparameter",
+            "objects[2].objectName: \"bad name\" is not a valid Secrets Manager name",
+            "objects[2].format: \"toml\"",
+            "objects[2].filePermission: \"999\"",
+            "objects[3].objectVersion: an SSM parameter version is a number",
+            "objects[3].jmesPath[0].path: is empty",
+        ] {
+            assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_malformed_yaml() {
+        let err = parse_objects("- objectNmae: db").unwrap_err().join("");
+        assert!(err.contains("unknown field `objectNmae`"), "{err}");
+        let err = parse_objects("- objectName: [").unwrap_err().join("");
+        assert!(err.contains("is not a valid ASCP objects list"), "{err}");
+        let err = parse_objects("objectName: db").unwrap_err().join("");
+        assert!(err.contains("is not a valid ASCP objects list"), "{err}");
+    }
+
+    #[test]
+    fn rejects_oversized_yaml_before_parsing() {
+        let yaml = "#".repeat(MAX_OBJECTS_BYTES + 1);
+        let err = parse_objects(&yaml).unwrap_err().join("");
+        assert!(err.contains("the limit is 65536 bytes"), "{err}");
+    }
+
+    #[test]
+    fn rejects_alias_bombs() {
+        let yaml = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n";
+        assert!(parse_objects(yaml).is_err());
+    }
+
+    #[test]
+    fn failover_versions_must_match() {
+        let yaml = "- {objectName: db, objectType: secretsmanager, objectVersionLabel: A, failoverObject: {objectName: db2, objectVersionLabel: B}}";
+        let err = parse_objects(yaml).unwrap_err().join("");
+        assert!(err.contains("must match the primary"), "{err}");
+    }
+}
