@@ -1,1 +1,243 @@
-//! End-to-end test harness.
+//! Test harness shared by every crate's integration tests: the real tools the
+//! test command installs (moto server, kubernetes-validate, helm), a test PKI
+//! made with rcgen, and paths to the workspace's binaries.
+//!
+//! Nothing here is skipped when a tool is missing: a test that needs a tool
+//! fails and says how to install it (`scripts/test.sh` does).
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kubernetes versions every emitted object is validated against.
+pub const KUBE_VERSIONS: &[&str] = &["1.29.0", "1.33.0"];
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Directory with the installed test tools (`scripts/install-test-tools.sh`).
+pub fn tools_bin_dir() -> PathBuf {
+    match std::env::var_os("SECRETS_INJECTOR_TOOLS") {
+        Some(dir) => PathBuf::from(dir).join("bin"),
+        None => workspace_root().join("target/tools/bin"),
+    }
+}
+
+/// Path of an installed test tool; panics with the install hint when absent.
+pub fn tool(name: &str) -> PathBuf {
+    let p = tools_bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "test tool {name} is not installed at {}: run scripts/install-test-tools.sh \
+         (scripts/test.sh does it for you)",
+        p.display()
+    );
+    p
+}
+
+/// Path of a workspace binary built by `cargo build` (debug profile unless
+/// `SECRETS_INJECTOR_PROFILE` says otherwise).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let profile = std::env::var("SECRETS_INJECTOR_PROFILE").unwrap_or_else(|_| "debug".into());
+    let p = target.join(profile).join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        p.display()
+    );
+    p
+}
+
+/// A free loopback port (bound then released; racy only against other processes).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Wait until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A moto server (the AWS emulator) on a free loopback port, killed on drop.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    /// Start a fresh moto server; its state is private to this instance.
+    pub fn start() -> Moto {
+        Self::start_with_env(&[])
+    }
+
+    /// Start with extra environment (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
+        let bin = tool("moto_server");
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto_server");
+            let mut moto = Moto { child, port };
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            if wait_for_port(addr, Duration::from_secs(20)) {
+                return moto;
+            }
+            let _ = moto.child.kill();
+        }
+        panic!("moto_server did not start on a loopback port");
+    }
+
+    /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Environment for an AWS SDK/CLI process pointed at this emulator with static test keys.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ]
+    }
+
+    /// Run a short Python/boto3 snippet against this emulator (for seeding and
+    /// rotating secrets the way a user would). `client(service)` is predefined.
+    pub fn boto3(&self, code: &str) -> String {
+        let prelude = format!(
+            "import boto3, json, base64\n\
+             def client(s, region='us-east-1'):\n    \
+             return boto3.client(s, region_name=region, endpoint_url='{}', \
+             aws_access_key_id='testing', aws_secret_access_key='testing')\n",
+            self.endpoint()
+        );
+        let out = Command::new(tool("python"))
+            .arg("-c")
+            .arg(format!("{prelude}{code}"))
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "boto3 snippet failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Validate YAML (one or more documents) against the Kubernetes OpenAPI
+/// schemas with `kubernetes-validate --strict` for every version in
+/// [`KUBE_VERSIONS`]. Returns the tool's output on failure.
+pub fn kubernetes_validate(yaml: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    for v in KUBE_VERSIONS {
+        let out = Command::new(tool("kubernetes-validate"))
+            .args(["-k", v, "--strict", "--quiet"])
+            .arg(&file)
+            .output()
+            .expect("run kubernetes-validate");
+        if !out.status.success() {
+            return Err(format!(
+                "kubernetes-validate -k {v} --strict failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A throwaway CA and a server certificate signed by it, as PEM.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestPki {
+    /// CA + server cert for `names` (DNS names or IP addresses).
+    pub fn new(names: &[&str]) -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "secrets-injector test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "secrets-injector-webhook");
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        TestPki {
+            ca_pem: ca_cert.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// Write `ca.crt`, `tls.crt`, `tls.key` into `dir`.
+    pub fn write_to(&self, dir: &Path) {
+        std::fs::write(dir.join("ca.crt"), &self.ca_pem).unwrap();
+        std::fs::write(dir.join("tls.crt"), &self.cert_pem).unwrap();
+        std::fs::write(dir.join("tls.key"), &self.key_pem).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pki_issues_a_cert_for_the_names() {
+        let pki = TestPki::new(&["localhost", "127.0.0.1"]);
+        assert!(pki.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(pki.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(pki.key_pem.contains("PRIVATE KEY"));
+        assert_ne!(pki.ca_pem, pki.cert_pem);
+    }
+}
