@@ -6,6 +6,10 @@
 //! fails and says how to install it (`scripts/test.sh` does).
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+pub mod https;
+pub mod pods;
+pub mod webhook;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
