@@ -6,6 +6,7 @@
 //! fails and says how to install it (`scripts/test.sh` does).
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+pub mod agent;
 pub mod https;
 pub mod pods;
 pub mod webhook;
