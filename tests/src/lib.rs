@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod https;
 pub mod pods;
+pub mod seed;
 pub mod webhook;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
