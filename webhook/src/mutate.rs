@@ -2,6 +2,8 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::decide::{Decision, decide};
+use crate::patch;
 use crate::settings::Settings;
 
 /// Result of reviewing one pod.
@@ -16,11 +18,23 @@ pub enum Outcome {
     Denied(String),
 }
 
-/// Review a pod (CREATE). `namespace` is the request's namespace (pods may omit it).
+/// Review a pod (CREATE). `namespace` is the request's namespace (pods may omit it); the
+/// decision does not depend on it, as opt-in by namespace happens in the webhook configuration.
 pub fn review(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Outcome {
-    let _ = (pod, namespace, settings);
-    Outcome::Allowed {
-        patch: None,
-        warnings: Vec::new(),
+    let _ = namespace;
+    match decide(pod, settings) {
+        Decision::Skip(_) => Outcome::Allowed {
+            patch: None,
+            warnings: Vec::new(),
+        },
+        Decision::Deny(message) => Outcome::Denied(message),
+        Decision::Inject(plan) => Outcome::Allowed {
+            patch: Some(patch::inject(pod, &plan, settings)),
+            warnings: plan.warnings.clone(),
+        },
+        Decision::Refresh(updates) => Outcome::Allowed {
+            patch: Some(patch::refresh(pod, &updates)),
+            warnings: Vec::new(),
+        },
     }
 }

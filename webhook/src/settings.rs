@@ -1,9 +1,21 @@
 //! Settings of the injected agent, shared by `serve` and `inject` (flattened into both).
 
 use clap::{Args, ValueEnum};
+use k8s_openapi::api::core::v1::EnvVar;
+use secrets_injector_shared::{keys, validate};
+
+use crate::error::Error;
 
 /// Default agent image, used by `inject` when no `--agent-image` is given.
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/secrets-injector/secrets-injector-agent:0.1.0";
+const DEFAULT_PULL_POLICY: &str = "IfNotPresent";
+const DEFAULT_CPU_REQUEST: &str = "10m";
+const DEFAULT_CPU_LIMIT: &str = "100m";
+const DEFAULT_MEMORY_REQUEST: &str = "16Mi";
+const DEFAULT_MEMORY_LIMIT: &str = "32Mi";
+/// Default uid (and gid) of the agent when the app's are unknown: distroless `nonroot`.
+pub const DEFAULT_AGENT_UID: i64 = 65532;
+const DEFAULT_VOLUME_SIZE_LIMIT: &str = "8Mi";
 
 /// How `mode: sidecar` is rendered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -21,57 +33,258 @@ pub struct Settings {
     /// Image of the agent container injected into pods.
     #[arg(long, env = "SECRETS_INJECTOR_AGENT_IMAGE", default_value = DEFAULT_AGENT_IMAGE)]
     pub agent_image: String,
-    /// imagePullPolicy of the agent container.
+    /// imagePullPolicy of the agent container (Always, IfNotPresent or Never).
     #[arg(
         long,
         env = "SECRETS_INJECTOR_AGENT_IMAGE_PULL_POLICY",
-        default_value = "IfNotPresent"
+        default_value = DEFAULT_PULL_POLICY
     )]
     pub agent_image_pull_policy: String,
     /// CPU request of the agent (a pod's `agent-cpu` annotation overrides it).
     #[arg(
         long,
         env = "SECRETS_INJECTOR_AGENT_CPU_REQUEST",
-        default_value = "10m"
+        default_value = DEFAULT_CPU_REQUEST
     )]
     pub agent_cpu_request: String,
-    /// CPU limit of the agent.
-    #[arg(long, env = "SECRETS_INJECTOR_AGENT_CPU_LIMIT", default_value = "100m")]
+    /// CPU limit of the agent (raised to the request when a pod asks for more).
+    #[arg(long, env = "SECRETS_INJECTOR_AGENT_CPU_LIMIT", default_value = DEFAULT_CPU_LIMIT)]
     pub agent_cpu_limit: String,
     /// Memory request of the agent (a pod's `agent-memory` annotation overrides it).
     #[arg(
         long,
         env = "SECRETS_INJECTOR_AGENT_MEMORY_REQUEST",
-        default_value = "16Mi"
+        default_value = DEFAULT_MEMORY_REQUEST
     )]
     pub agent_memory_request: String,
-    /// Memory limit of the agent.
+    /// Memory limit of the agent (raised to the request when a pod asks for more).
     #[arg(
         long,
         env = "SECRETS_INJECTOR_AGENT_MEMORY_LIMIT",
-        default_value = "32Mi"
+        default_value = DEFAULT_MEMORY_LIMIT
     )]
     pub agent_memory_limit: String,
     /// Extra env for every agent, KEY=VALUE (repeatable; comma-separated in the env var),
     /// e.g. AWS_USE_FIPS_ENDPOINT=true, AWS_ENDPOINT_URL_SECRETS_MANAGER=https://vpce-…,
-    /// SECRETS_INJECTOR_CA_BUNDLE=<PEM> for a private CA.
+    /// SECRETS_INJECTOR_CA_BUNDLE=<PEM> for a private CA. Wins over identity env copied from the pod.
     #[arg(
         long = "agent-env",
         env = "SECRETS_INJECTOR_AGENT_ENV",
         value_delimiter = ','
     )]
     pub agent_env: Vec<String>,
-    /// uid the agent runs as when the app's uid is unknown (non-root).
-    #[arg(long, env = "SECRETS_INJECTOR_AGENT_UID", default_value_t = 65532)]
+    /// uid (and gid) the agent runs as when the app's are unknown or root.
+    #[arg(long, env = "SECRETS_INJECTOR_AGENT_UID", default_value_t = DEFAULT_AGENT_UID)]
     pub agent_uid: i64,
     /// `sizeLimit` of the in-memory secrets volume.
     #[arg(
         long,
         env = "SECRETS_INJECTOR_VOLUME_SIZE_LIMIT",
-        default_value = "8Mi"
+        default_value = DEFAULT_VOLUME_SIZE_LIMIT
     )]
     pub volume_size_limit: String,
     /// How `mode: sidecar` is rendered: native (K8s ≥ 1.29) or classic.
     #[arg(long, env = "SECRETS_INJECTOR_SIDECAR_STYLE", value_enum, default_value_t = SidecarStyle::Native)]
     pub sidecar_style: SidecarStyle,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            agent_image: DEFAULT_AGENT_IMAGE.to_string(),
+            agent_image_pull_policy: DEFAULT_PULL_POLICY.to_string(),
+            agent_cpu_request: DEFAULT_CPU_REQUEST.to_string(),
+            agent_cpu_limit: DEFAULT_CPU_LIMIT.to_string(),
+            agent_memory_request: DEFAULT_MEMORY_REQUEST.to_string(),
+            agent_memory_limit: DEFAULT_MEMORY_LIMIT.to_string(),
+            agent_env: Vec::new(),
+            agent_uid: DEFAULT_AGENT_UID,
+            volume_size_limit: DEFAULT_VOLUME_SIZE_LIMIT.to_string(),
+            sidecar_style: SidecarStyle::Native,
+        }
+    }
+}
+
+impl Settings {
+    /// Check every setting once at startup, so a bad flag fails the process, not each pod.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        if self.agent_image.trim().is_empty() || self.agent_image.chars().any(char::is_whitespace) {
+            problems.push(format!(
+                "--agent-image {:?} is not an image reference",
+                self.agent_image
+            ));
+        }
+        if !matches!(
+            self.agent_image_pull_policy.as_str(),
+            "Always" | "IfNotPresent" | "Never"
+        ) {
+            problems.push(format!(
+                "--agent-image-pull-policy {:?} is not Always, IfNotPresent or Never",
+                self.agent_image_pull_policy
+            ));
+        }
+        for (flag, value) in [
+            ("--agent-cpu-request", &self.agent_cpu_request),
+            ("--agent-cpu-limit", &self.agent_cpu_limit),
+            ("--agent-memory-request", &self.agent_memory_request),
+            ("--agent-memory-limit", &self.agent_memory_limit),
+            ("--volume-size-limit", &self.volume_size_limit),
+        ] {
+            if let Err(e) = validate::check_quantity(value) {
+                problems.push(format!("{flag}: {e}"));
+            }
+        }
+        if self.agent_uid <= 0 {
+            problems.push(format!(
+                "--agent-uid {} must be a non-root uid (> 0)",
+                self.agent_uid
+            ));
+        }
+        if let Err(e) = self.agent_env_vars() {
+            problems.push(e.to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Settings(problems.join("; ")))
+        }
+    }
+
+    /// `--agent-env` as container env; malformed entries are named (their values never).
+    pub fn agent_env_vars(&self) -> Result<Vec<EnvVar>, Error> {
+        let mut out: Vec<EnvVar> = Vec::new();
+        for (i, entry) in self.agent_env.iter().enumerate() {
+            let Some((name, value)) = entry.split_once('=') else {
+                return Err(Error::Settings(format!(
+                    "--agent-env entry {} is not KEY=VALUE (starts with {:?})",
+                    i + 1,
+                    entry.chars().take(12).collect::<String>()
+                )));
+            };
+            let name = name.trim();
+            if !is_env_name(name) {
+                return Err(Error::Settings(format!(
+                    "--agent-env entry {}: {name:?} is not a valid environment variable name",
+                    i + 1
+                )));
+            }
+            if name == keys::CONFIG_ENV {
+                return Err(Error::Settings(format!(
+                    "--agent-env entry {}: {name} is set by the webhook itself",
+                    i + 1
+                )));
+            }
+            // Last one wins, as a shell would do.
+            out.retain(|e| e.name != name);
+            out.push(EnvVar {
+                name: name.to_string(),
+                value: Some(value.to_string()),
+                value_from: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `[-._a-zA-Z][-._a-zA-Z0-9]*`: what every supported Kubernetes version accepts.
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '-' || c == '.')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn clap_defaults_match_default_impl() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            s: Settings,
+        }
+        let parsed = Cli::try_parse_from(["x"]).unwrap().s;
+        let d = Settings::default();
+        assert_eq!(parsed.agent_image, d.agent_image);
+        assert_eq!(parsed.agent_cpu_request, d.agent_cpu_request);
+        assert_eq!(parsed.agent_memory_limit, d.agent_memory_limit);
+        assert_eq!(parsed.volume_size_limit, d.volume_size_limit);
+        assert_eq!(parsed.agent_uid, d.agent_uid);
+    }
+
+    #[test]
+    fn agent_env_parses_and_last_wins() {
+        let s = Settings {
+            agent_env: vec![
+                "AWS_USE_FIPS_ENDPOINT=true".into(),
+                "A=1=2".into(),
+                "A=3".into(),
+            ],
+            ..Settings::default()
+        };
+        let env = s.agent_env_vars().unwrap();
+        let pairs: Vec<(&str, &str)> = env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(pairs, vec![("AWS_USE_FIPS_ENDPOINT", "true"), ("A", "3")]);
+    }
+
+    #[test]
+    fn malformed_agent_env_is_rejected_without_echoing_values() {
+        for (entry, want) in [
+            ("NOEQUALS", "entry 1 is not KEY=VALUE"),
+            (
+                "1BAD=x",
+                "\"1BAD\" is not a valid environment variable name",
+            ),
+            ("=x", "\"\" is not a valid"),
+            ("SECRETS_INJECTOR_CONFIG={}", "set by the webhook itself"),
+        ] {
+            let s = Settings {
+                agent_env: vec![entry.into()],
+                ..Settings::default()
+            };
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{entry}: {err}");
+        }
+        let s = Settings {
+            agent_env: vec!["TOKEN=very-secret-value".into(), "BAD NAME=v".into()],
+            ..Settings::default()
+        };
+        let err = s.validate().unwrap_err().to_string();
+        assert!(!err.contains("very-secret-value"), "{err}");
+    }
+
+    #[test]
+    fn bad_quantities_policy_and_uid_are_all_reported() {
+        let s = Settings {
+            agent_cpu_request: "lots".into(),
+            volume_size_limit: "big".into(),
+            agent_image_pull_policy: "Sometimes".into(),
+            agent_uid: 0,
+            agent_image: "has space".into(),
+            ..Settings::default()
+        };
+        let err = s.validate().unwrap_err().to_string();
+        for want in [
+            "--agent-cpu-request: \"lots\"",
+            "--volume-size-limit: \"big\"",
+            "--agent-image-pull-policy \"Sometimes\"",
+            "--agent-uid 0",
+            "--agent-image \"has space\"",
+        ] {
+            assert!(err.contains(want), "missing {want}: {err}");
+        }
+    }
 }

@@ -1,0 +1,515 @@
+//! Pure: a pod and its annotations → skip, inject (a plan), refresh identity, or deny (DESIGN §2–4).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, VolumeMount};
+use secrets_injector_shared::{
+    AgentConfig, Mode, OnChange, Owner, Problems, keys, parse_annotations,
+};
+use sha2::{Digest, Sha256};
+
+use crate::settings::{Settings, SidecarStyle};
+
+/// Name of the injected agent (init container, native sidecar, or classic sidecar).
+pub const AGENT_CONTAINER: &str = "secrets-injector-agent";
+/// Name of the classic style's first-fetch init container (names are unique per pod).
+pub const AGENT_INIT_CONTAINER: &str = "secrets-injector-agent-init";
+/// Name of the in-memory volume the agent writes into.
+pub const VOLUME_NAME: &str = "secrets-injector";
+/// The agent binary in its image (the image's entrypoint).
+pub const AGENT_BINARY: &str = "/secrets-injector-agent";
+/// Env telling a classic init agent to fetch once and exit.
+pub const ONCE_ENV: &str = "SECRETS_INJECTOR_ONCE";
+/// Identity env copied from the first target container into the agent (DESIGN §4).
+pub const IDENTITY_ENV: [&str; 7] = [
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
+/// Identity env naming token files whose projected volume mounts the agent needs too.
+const TOKEN_FILE_ENV: [&str; 2] = [
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
+
+/// Which container list of the pod spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Init,
+    App,
+}
+
+impl List {
+    /// Field name in the pod spec, for JSON pointers.
+    pub fn field(self) -> &'static str {
+        match self {
+            List::Init => "initContainers",
+            List::App => "containers",
+        }
+    }
+}
+
+/// A container by position, as found in the reviewed pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub list: List,
+    pub index: usize,
+}
+
+/// How the agent is laid out in the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// First init container; fetches once.
+    Init,
+    /// First init container with `restartPolicy: Always` and a startup probe.
+    NativeSidecar,
+    /// A fetch-once init container plus a regular container that refreshes.
+    ClassicSidecar,
+}
+
+/// Why a pod is left unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Names no secrets, or opted out with `inject: "false"`.
+    NoSecrets,
+    /// The agent is already there and has all the identity env it can copy.
+    AlreadyInjected,
+}
+
+/// Everything needed to patch a pod, decided from the pod alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub layout: Layout,
+    /// The agent config, `owner` filled from the pod.
+    pub config: AgentConfig,
+    /// `config.to_json()`, as put in the agent's env.
+    pub config_json: String,
+    /// First 16 hex digits of the SHA-256 of `config_json`.
+    pub config_hash: String,
+    /// Containers that get the read-only mount (targets first in annotation order).
+    pub targets: Vec<Slot>,
+    /// Identity env copied from the first target container.
+    pub identity_env: Vec<EnvVar>,
+    /// Mounts of the projected token volumes the identity env points into.
+    pub identity_mounts: Vec<VolumeMount>,
+    /// `--agent-env`, validated.
+    pub extra_env: Vec<EnvVar>,
+    pub run_as_user: i64,
+    pub run_as_group: i64,
+    pub cpu_request: String,
+    pub cpu_limit: String,
+    pub memory_request: String,
+    pub memory_limit: String,
+    /// Set `spec.shareProcessNamespace: true` (signal on change).
+    pub share_process_namespace: bool,
+    /// Go into the AdmissionResponse.
+    pub warnings: Vec<String>,
+}
+
+/// Identity env and token mounts to add to one already-injected agent container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentUpdate {
+    pub slot: Slot,
+    pub env: Vec<EnvVar>,
+    pub mounts: Vec<VolumeMount>,
+}
+
+/// What to do with a pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Skip(Skip),
+    Inject(Box<Plan>),
+    /// Already injected; another webhook added identity env to the app since (reinvocation).
+    Refresh(Vec<AgentUpdate>),
+    /// One message listing every problem.
+    Deny(String),
+}
+
+/// Decide what to do with `pod` (pure).
+pub fn decide(pod: &Pod, settings: &Settings) -> Decision {
+    let empty_spec = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&empty_spec);
+    let empty = BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+    let extra_env = match settings.agent_env_vars() {
+        Ok(env) => env,
+        Err(e) => return Decision::Deny(format!("secrets-injector is misconfigured: {e}")),
+    };
+
+    // The agent's presence, not the status annotation, marks a pod as injected: a pod copied
+    // from a mutated one keeps the annotation but may have lost the containers. Annotations
+    // changed after injection (a different config hash) are not re-injected either: a second
+    // agent would collide by name, and the API server forbids changing a pod's containers anyway.
+    let agents = agent_slots(spec);
+    if !agents.is_empty() {
+        return refresh(spec, annotations, &agents, &extra_env);
+    }
+
+    let (request, mut problems) = match parse_annotations(annotations) {
+        Ok(None) => return Decision::Skip(Skip::NoSecrets),
+        Ok(Some(r)) => (Some(r), Problems::default()),
+        Err(p) => (None, p),
+    };
+    let names = match &request {
+        Some(r) => r.containers.clone(),
+        None => raw_container_names(annotations),
+    };
+    let targets = resolve_targets(spec, names.as_deref(), &mut problems);
+    let mount_path = match &request {
+        Some(r) => r.mount_path().to_string(),
+        None => raw_mount_path(annotations),
+    };
+    for slot in &targets {
+        let c = container(spec, *slot);
+        let clash = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path.trim_end_matches('/') == mount_path);
+        if clash {
+            problems.push(
+                keys::MOUNT_PATH,
+                format!(
+                    "{mount_path:?} is already a volumeMount path in container {:?}; choose another mount path",
+                    c.name
+                ),
+            );
+        }
+    }
+    if spec.volumes.iter().flatten().any(|v| v.name == VOLUME_NAME) {
+        problems.push(
+            "spec.volumes",
+            format!("the pod already has a volume named {VOLUME_NAME:?}, which the webhook adds"),
+        );
+    }
+    let (Some(request), Some(first_slot), true) = (request, targets.first(), problems.is_empty())
+    else {
+        return Decision::Deny(problems.to_string());
+    };
+
+    let first = container(spec, *first_slot);
+    let pod_sc = spec.security_context.as_ref();
+    let app_sc = first.security_context.as_ref();
+    let app_uid = app_sc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| pod_sc.and_then(|s| s.run_as_user));
+    let app_gid = app_sc
+        .and_then(|s| s.run_as_group)
+        .or_else(|| pod_sc.and_then(|s| s.run_as_group));
+    let fs_group = pod_sc.and_then(|s| s.fs_group);
+    let non_root = |id: Option<i64>| id.filter(|v| *v > 0);
+    let as_u32 = |id: Option<i64>| id.and_then(|v| u32::try_from(v).ok());
+
+    let mut config = request.config.clone();
+    // A root app counts as unknown: the agent never runs as root, so it cannot own files as root.
+    let owner = Owner {
+        uid: as_u32(non_root(app_uid)),
+        gid: as_u32(fs_group.or(app_gid)),
+    };
+    config.owner = (owner.uid.is_some() || owner.gid.is_some()).then_some(owner);
+    let config_json = config.to_json();
+    let config_hash = hash16(&config_json);
+
+    let (identity_env, identity_mounts) = identity_of(first, &extra_env);
+    let layout = match (config.mode, settings.sidecar_style) {
+        (Mode::Init, _) => Layout::Init,
+        (Mode::Sidecar, SidecarStyle::Native) => Layout::NativeSidecar,
+        (Mode::Sidecar, SidecarStyle::Classic) => Layout::ClassicSidecar,
+    };
+    let mut warnings = Vec::new();
+    let owned_by_job = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "Job");
+    if layout == Layout::ClassicSidecar && owned_by_job {
+        warnings.push(format!(
+            "secrets-injector: this pod belongs to a Job and the classic sidecar style keeps \
+             running after the main containers end, so the Job will not complete; use \
+             {}: init for Jobs, or the native sidecar style (Kubernetes >= 1.29)",
+            keys::MODE
+        ));
+    }
+    let (cpu_request, cpu_limit) = resources(
+        request.agent_cpu.as_deref(),
+        &settings.agent_cpu_request,
+        &settings.agent_cpu_limit,
+    );
+    let (memory_request, memory_limit) = resources(
+        request.agent_memory.as_deref(),
+        &settings.agent_memory_request,
+        &settings.agent_memory_limit,
+    );
+    let share_process_namespace = matches!(config.on_change, Some(OnChange::Signal { .. }))
+        && spec.share_process_namespace != Some(true);
+
+    Decision::Inject(Box::new(Plan {
+        layout,
+        config,
+        config_json,
+        config_hash,
+        targets,
+        identity_env,
+        identity_mounts,
+        extra_env,
+        run_as_user: non_root(app_uid).unwrap_or(settings.agent_uid),
+        run_as_group: non_root(app_gid).unwrap_or(settings.agent_uid),
+        cpu_request,
+        cpu_limit,
+        memory_request,
+        memory_limit,
+        share_process_namespace,
+        warnings,
+    }))
+}
+
+/// Reinvocation of an injected pod: copy identity env (and token mounts) the agent lacks.
+fn refresh(
+    spec: &PodSpec,
+    annotations: &BTreeMap<String, String>,
+    agents: &[Slot],
+    extra_env: &[EnvVar],
+) -> Decision {
+    let names = raw_container_names(annotations);
+    // Problems were reported at injection time; here only the containers that exist matter.
+    let mut ignored = Problems::default();
+    let targets = resolve_targets(spec, names.as_deref(), &mut ignored);
+    let Some(first) = targets.first() else {
+        return Decision::Skip(Skip::AlreadyInjected);
+    };
+    let (env, mounts) = identity_of(container(spec, *first), extra_env);
+    let updates: Vec<AgentUpdate> = agents
+        .iter()
+        .map(|slot| {
+            let agent = container(spec, *slot);
+            let has_env = |n: &str| agent.env.iter().flatten().any(|e| e.name == n);
+            let has_mount = |p: &str| {
+                agent
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .any(|m| m.mount_path == p)
+            };
+            AgentUpdate {
+                slot: *slot,
+                env: env.iter().filter(|e| !has_env(&e.name)).cloned().collect(),
+                mounts: mounts
+                    .iter()
+                    .filter(|m| !has_mount(&m.mount_path))
+                    .cloned()
+                    .collect(),
+            }
+        })
+        .filter(|u| !u.env.is_empty() || !u.mounts.is_empty())
+        .collect();
+    if updates.is_empty() {
+        Decision::Skip(Skip::AlreadyInjected)
+    } else {
+        Decision::Refresh(updates)
+    }
+}
+
+fn container(spec: &PodSpec, slot: Slot) -> &Container {
+    match slot.list {
+        List::Init => &spec.init_containers.as_deref().unwrap_or_default()[slot.index],
+        List::App => &spec.containers[slot.index],
+    }
+}
+
+fn slots(spec: &PodSpec) -> impl Iterator<Item = (Slot, &Container)> {
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                Slot {
+                    list: List::Init,
+                    index: i,
+                },
+                c,
+            )
+        });
+    let app = spec.containers.iter().enumerate().map(|(i, c)| {
+        (
+            Slot {
+                list: List::App,
+                index: i,
+            },
+            c,
+        )
+    });
+    init.chain(app)
+}
+
+fn is_agent(name: &str) -> bool {
+    name == AGENT_CONTAINER || name == AGENT_INIT_CONTAINER
+}
+
+fn agent_slots(spec: &PodSpec) -> Vec<Slot> {
+    slots(spec)
+        .filter(|(_, c)| is_agent(&c.name))
+        .map(|(s, _)| s)
+        .collect()
+}
+
+/// Named containers (app list first, then init) in annotation order; default: all app containers.
+fn resolve_targets(spec: &PodSpec, names: Option<&[String]>, p: &mut Problems) -> Vec<Slot> {
+    let targets: Vec<Slot> = match names {
+        None => slots(spec)
+            .filter(|(s, c)| s.list == List::App && !is_agent(&c.name))
+            .map(|(s, _)| s)
+            .collect(),
+        Some(names) => {
+            let mut found = Vec::new();
+            for name in names {
+                let hit = slots(spec)
+                    .filter(|(_, c)| &c.name == name)
+                    .min_by_key(|(s, _)| s.list == List::Init)
+                    .map(|(s, _)| s);
+                match hit {
+                    Some(s) if !found.contains(&s) => found.push(s),
+                    Some(_) => {}
+                    None => p.push(
+                        keys::CONTAINERS,
+                        format!(
+                            "container {name:?} does not exist in the pod (containers: {}; init containers: {})",
+                            list_names(&spec.containers),
+                            list_names(spec.init_containers.as_deref().unwrap_or_default()),
+                        ),
+                    ),
+                }
+            }
+            found
+        }
+    };
+    if targets.is_empty() && names.is_none() {
+        p.push(
+            keys::CONTAINERS,
+            "the pod has no app containers to mount the secrets into",
+        );
+    }
+    targets
+}
+
+fn list_names(cs: &[Container]) -> String {
+    if cs.is_empty() {
+        return "none".to_string();
+    }
+    cs.iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `containers` annotation read leniently, for reports when other annotations are invalid.
+fn raw_container_names(a: &BTreeMap<String, String>) -> Option<Vec<String>> {
+    let v = a.get(keys::CONTAINERS)?.trim();
+    let names: Vec<String> = v
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
+
+fn raw_mount_path(a: &BTreeMap<String, String>) -> String {
+    a.get(keys::MOUNT_PATH)
+        .map(|v| v.trim().trim_end_matches('/'))
+        .filter(|v| v.starts_with('/'))
+        .unwrap_or(secrets_injector_shared::config::DEFAULT_MOUNT_PATH)
+        .to_string()
+}
+
+/// Identity env of `app` (operator's `--agent-env` wins) and the mounts its token files live in.
+fn identity_of(app: &Container, extra_env: &[EnvVar]) -> (Vec<EnvVar>, Vec<VolumeMount>) {
+    let mut env: Vec<EnvVar> = Vec::new();
+    for e in app.env.iter().flatten() {
+        if IDENTITY_ENV.contains(&e.name.as_str()) && !extra_env.iter().any(|x| x.name == e.name) {
+            // Later duplicates win, as in the kubelet.
+            env.retain(|x| x.name != e.name);
+            env.push(e.clone());
+        }
+    }
+    let mut mounts: Vec<VolumeMount> = Vec::new();
+    for e in &env {
+        let Some(file) = e
+            .value
+            .as_deref()
+            .filter(|_| TOKEN_FILE_ENV.contains(&e.name.as_str()))
+        else {
+            continue;
+        };
+        let best = app
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| {
+                let dir = m.mount_path.trim_end_matches('/');
+                file.strip_prefix(dir)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|m| m.mount_path.len());
+        if let Some(m) = best
+            && !mounts.iter().any(|x| x.mount_path == m.mount_path)
+        {
+            mounts.push(VolumeMount {
+                read_only: Some(true),
+                ..m.clone()
+            });
+        }
+    }
+    (env, mounts)
+}
+
+/// Request from the annotation or the default; the limit is raised to at least the request.
+fn resources(annotation: Option<&str>, default_request: &str, limit: &str) -> (String, String) {
+    let request = annotation.unwrap_or(default_request).to_string();
+    let limit = match (quantity(&request), quantity(limit)) {
+        (Some(r), Some(l)) if l >= r => limit.to_string(),
+        _ => request.clone(),
+    };
+    (request, limit)
+}
+
+/// A Kubernetes quantity as a number, for comparing request and limit.
+fn quantity(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        e => 10f64.powi(e.strip_prefix(['e', 'E'])?.parse().ok()?),
+    };
+    Some(n * scale)
+}
+
+fn hash16(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
