@@ -22,4 +22,22 @@ pub enum Error {
     /// Serializing the output failed.
     #[error("cannot write YAML output: {0}")]
     Output(String),
+    /// The TLS certificate or key cannot be loaded (the message names the file or the problem).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A listening socket cannot be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// The `certs` subcommand failed.
+    #[error("certs: {0}")]
+    Certs(String),
+    /// Reading the input of `inject` failed.
+    #[error("cannot read {path}: {source}")]
+    Input {
+        path: String,
+        source: std::io::Error,
+    },
 }
