@@ -1,0 +1,213 @@
+//! Golden fixtures: every `fixtures/NN-name.pod.yaml` is reviewed (with the flags in
+//! `NN-name.args`, if any), and the outcome — patch, mutated pod, warnings or deny
+//! message — must equal `NN-name.expected.yaml`. Every mutated pod is validated with
+//! kubernetes-validate and reviewed again, which must change nothing.
+//! `UPDATE_GOLDEN=1 cargo test -p secrets-injector-webhook --test mutate_fixtures`
+//! rewrites the expected files; review the diff before committing it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use k8s_openapi::api::core::v1::Pod;
+use secrets_injector_shared::{AgentConfig, keys, parse_annotations};
+use secrets_injector_tests::kubernetes_validate;
+use secrets_injector_webhook::decide::{AGENT_CONTAINER, AGENT_INIT_CONTAINER, IDENTITY_ENV};
+use secrets_injector_webhook::mutate::{Outcome, review};
+use secrets_injector_webhook::settings::Settings;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn fixtures() -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".pod.yaml")?.to_string();
+            let text = std::fs::read_to_string(fixtures_dir().join(&name)).unwrap();
+            Some((stem, serde_yaml_ng::from_str(&text).unwrap()))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn settings_for(stem: &str) -> Settings {
+    let args =
+        std::fs::read_to_string(fixtures_dir().join(format!("{stem}.args"))).unwrap_or_default();
+    let argv = std::iter::once("webhook").chain(args.split_whitespace());
+    let settings = Cli::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("{stem}.args: {e}"))
+        .settings;
+    settings.validate().unwrap();
+    settings
+}
+
+/// The reviewed outcome as a reviewable document, and the mutated pod if patched.
+fn record(pod_value: &Value, outcome: &Outcome) -> (Value, Option<Value>) {
+    match outcome {
+        Outcome::Denied(message) => (json!({"outcome": "denied", "message": message}), None),
+        Outcome::Allowed {
+            patch: None,
+            warnings,
+        } => (json!({"outcome": "unchanged", "warnings": warnings}), None),
+        Outcome::Allowed {
+            patch: Some(patch),
+            warnings,
+        } => {
+            let mut mutated = pod_value.clone();
+            json_patch::patch(&mut mutated, patch).expect("patch applies to its own pod");
+            (
+                json!({"outcome": "patched", "warnings": warnings, "patch": patch, "pod": mutated}),
+                Some(mutated),
+            )
+        }
+    }
+}
+
+fn agents(pod: &Value) -> Vec<&Value> {
+    ["initContainers", "containers"]
+        .iter()
+        .filter_map(|l| pod["spec"][l].as_array())
+        .flatten()
+        .filter(|c| c["name"] == AGENT_CONTAINER || c["name"] == AGENT_INIT_CONTAINER)
+        .collect()
+}
+
+/// What the webhook hands the agent derives from the annotations alone (refs, never
+/// values), and no other app env reaches the patch.
+fn assert_only_refs(stem: &str, input: &Value, mutated: &Value, patch_text: &str) {
+    let annotations = serde_json::from_value(input["metadata"]["annotations"].clone()).unwrap();
+    let wanted = parse_annotations(&annotations).unwrap().unwrap().config;
+    for agent in agents(mutated) {
+        let env = agent["env"].as_array().unwrap();
+        let cfg = env
+            .iter()
+            .find(|e| e["name"] == keys::CONFIG_ENV)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("{stem}: agent without {}", keys::CONFIG_ENV));
+        let mut cfg = AgentConfig::from_json(cfg).unwrap();
+        cfg.owner = None;
+        assert_eq!(cfg, wanted, "{stem}: agent config is not the annotations'");
+    }
+    let app_env = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|l| input["spec"][l].as_array())
+        .flatten()
+        .filter_map(|c| c["env"].as_array())
+        .flatten();
+    for e in app_env {
+        let name = e["name"].as_str().unwrap();
+        if let Some(v) = e["value"]
+            .as_str()
+            .filter(|_| !IDENTITY_ENV.contains(&name))
+        {
+            assert!(
+                !patch_text.contains(v),
+                "{stem}: app env {name} leaked into the patch"
+            );
+        }
+    }
+}
+
+#[test]
+fn golden_fixtures() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let all = fixtures();
+    assert!(
+        all.len() >= 14,
+        "expected at least 14 fixtures, found {}",
+        all.len()
+    );
+    let mut mutated_pods = Vec::new();
+    let mut failures = Vec::new();
+    for (stem, pod_value) in &all {
+        let settings = settings_for(stem);
+        let pod: Pod = serde_json::from_value(pod_value.clone()).unwrap();
+        let outcome = review(&pod, Some("demo"), &settings);
+        let (actual, mutated) = record(pod_value, &outcome);
+        let expected_path = fixtures_dir().join(format!("{stem}.expected.yaml"));
+        if update {
+            std::fs::write(&expected_path, serde_yaml_ng::to_string(&actual).unwrap()).unwrap();
+        } else {
+            let text = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+                panic!(
+                    "{} missing: run with UPDATE_GOLDEN=1 and review it",
+                    expected_path.display()
+                )
+            });
+            let expected: Value = serde_yaml_ng::from_str(&text).unwrap();
+            if expected != actual {
+                failures.push(format!(
+                    "{stem}: outcome differs from {stem}.expected.yaml; got:\n{}",
+                    serde_yaml_ng::to_string(&actual).unwrap()
+                ));
+            }
+        }
+        if let Some(mutated) = mutated {
+            let patch_text = actual["patch"].to_string();
+            if !stem.contains("reinvocation") {
+                assert_only_refs(stem, pod_value, &mutated, &patch_text);
+            }
+            let again: Pod = serde_json::from_value(mutated.clone()).unwrap();
+            assert_eq!(
+                review(&again, Some("demo"), &settings),
+                Outcome::Allowed {
+                    patch: None,
+                    warnings: vec![]
+                },
+                "{stem}: reviewing the mutated pod again must change nothing"
+            );
+            mutated_pods.push((stem.clone(), mutated));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let docs: Vec<String> = mutated_pods
+        .iter()
+        .map(|(_, p)| serde_yaml_ng::to_string(p).unwrap())
+        .collect();
+    if let Err(e) = kubernetes_validate(&docs.join("---\n")) {
+        // Name the offending fixtures.
+        let bad: Vec<&str> = mutated_pods
+            .iter()
+            .zip(&docs)
+            .filter(|(_, d)| kubernetes_validate(d).is_err())
+            .map(|((s, _), _)| s.as_str())
+            .collect();
+        panic!("mutated pods of {bad:?} are invalid:\n{e}");
+    }
+}
+
+#[test]
+fn reinvocation_patch_only_touches_the_agent() {
+    let (stem, pod_value) = fixtures()
+        .into_iter()
+        .find(|(s, _)| s.contains("reinvocation"))
+        .expect("a reinvocation fixture");
+    let pod: Pod = serde_json::from_value(pod_value).unwrap();
+    let Outcome::Allowed {
+        patch: Some(patch), ..
+    } = review(&pod, None, &settings_for(&stem))
+    else {
+        panic!("{stem}: expected a patch");
+    };
+    assert!(!patch.0.is_empty());
+    for op in &patch.0 {
+        let path = op.path().to_string();
+        assert!(
+            path.starts_with("/spec/initContainers/0/env")
+                || path.starts_with("/spec/initContainers/0/volumeMounts"),
+            "{stem}: {path} is outside the agent's env and mounts"
+        );
+    }
+}
