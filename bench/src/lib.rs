@@ -1,1 +1,21 @@
-//! Benchmark helpers.
+//! Benchmarks that print numbers (issue 8): the webhook in process and over
+//! HTTPS next to a bare axum + rustls server, the agent and today's
+//! alternatives against the AWS emulator, and release binary sizes.
+//! No timed assertions anywhere: the suites print, people judge.
+
+pub mod agentbench;
+pub mod bare;
+pub mod cost;
+pub mod error;
+pub mod loadgen;
+pub mod measure;
+pub mod pods;
+pub mod proxy;
+pub mod report;
+pub mod rss;
+pub mod stats;
+pub mod suite;
+pub mod tls;
+pub mod webhookbench;
+
+pub use error::Error;

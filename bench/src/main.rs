@@ -1,0 +1,209 @@
+//! `secrets-injector-bench`: run the benchmark suites and print a summary
+//! table (`scripts/bench.sh` is the one command). Hidden helpers: the bare
+//! server and the `measure` wrapper, run as child processes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use secrets_injector_bench::report::{Row, markdown};
+use secrets_injector_bench::suite::{self, Opts, Paths};
+use secrets_injector_bench::{Error, bare, measure, rss, tls};
+
+#[derive(Parser)]
+#[command(version, about = "secrets-injector benchmarks: numbers, side by side")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every suite, then the summary table.
+    All(RunArgs),
+    /// `review` in process.
+    Review(RunArgs),
+    /// Webhook vs bare server over HTTPS.
+    Https(RunArgs),
+    /// Agent vs the AWS CLI loop, boto3 and the Secrets Manager Agent.
+    Agent(RunArgs),
+    /// Release binary sizes.
+    Sizes(RunArgs),
+    /// The bare axum + rustls server (run by the `https` suite).
+    #[command(hide = true)]
+    BareServer(BareArgs),
+    /// Run a command; print its wall time and tree-wide peak RSS as JSON.
+    #[command(hide = true)]
+    Measure {
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            help = "command and arguments"
+        )]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Webhook binary (default: next to this binary).
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_WEBHOOK_BIN")]
+    webhook_bin: Option<PathBuf>,
+    /// Agent binary (default: next to this binary).
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_AGENT_BIN")]
+    agent_bin: Option<PathBuf>,
+    /// AWS Secrets Manager Agent binary to compare with; skipped when unset.
+    #[arg(long, env = "ASM_AGENT_BIN")]
+    asm_agent_bin: Option<PathBuf>,
+    /// Directory holding the baseline scripts.
+    #[arg(
+        long,
+        env = "SECRETS_INJECTOR_BENCH_BASELINES",
+        default_value = "bench/baselines"
+    )]
+    baselines: PathBuf,
+    /// Seconds per HTTPS load phase.
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_PHASE_SECS", default_value_t = 5)]
+    phase_secs: u64,
+    /// Repetitions of each timed agent/boto3/ASM-agent run.
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_REPS", default_value_t = 10)]
+    reps: usize,
+    /// Repetitions of the (slow) AWS CLI loop.
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_CLI_REPS", default_value_t = 5)]
+    cli_reps: usize,
+    /// Iterations of `review` for the typical pod (a quarter for the large one).
+    #[arg(
+        long,
+        env = "SECRETS_INJECTOR_BENCH_REVIEW_ITERS",
+        default_value_t = 20_000
+    )]
+    review_iters: usize,
+}
+
+#[derive(Args)]
+struct BareArgs {
+    /// Listen address.
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// PEM certificate chain.
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_TLS_CERT_FILE")]
+    tls_cert_file: PathBuf,
+    /// PEM private key.
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_TLS_KEY_FILE")]
+    tls_key_file: PathBuf,
+    /// Body returned for every `POST /mutate`.
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_RESPONSE_FILE")]
+    response_file: PathBuf,
+}
+
+fn read(path: &PathBuf) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(&path.display().to_string(), e))
+}
+
+fn paths(a: &RunArgs) -> Result<Paths, Error> {
+    let self_exe = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
+    let dir = self_exe.parent().map(PathBuf::from).unwrap_or_default();
+    let webhook_bin = a
+        .webhook_bin
+        .clone()
+        .unwrap_or_else(|| dir.join("secrets-injector-webhook"));
+    let agent_bin = a
+        .agent_bin
+        .clone()
+        .unwrap_or_else(|| dir.join("secrets-injector-agent"));
+    for (what, p) in [("webhook", &webhook_bin), ("agent", &agent_bin)] {
+        if !p.exists() {
+            return Err(Error::Missing(
+                format!("{what} binary {}", p.display()),
+                "run `cargo build --release -p secrets-injector-webhook -p secrets-injector-agent` (scripts/bench.sh does)".into(),
+            ));
+        }
+    }
+    Ok(Paths {
+        self_exe,
+        webhook_bin,
+        agent_bin,
+        asm_agent_bin: a
+            .asm_agent_bin
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty()),
+        baselines_dir: a.baselines.clone(),
+    })
+}
+
+fn opts(a: &RunArgs) -> Opts {
+    Opts {
+        phase: Duration::from_secs(a.phase_secs.max(1)),
+        reps: a.reps.max(1),
+        cli_reps: a.cli_reps.max(1),
+        review_iters: a.review_iters.max(100),
+    }
+}
+
+async fn run(cmd: Cmd) -> Result<(), Error> {
+    let mut rows: Vec<Row> = Vec::new();
+    match cmd {
+        Cmd::BareServer(b) => {
+            let cfg = tls::server_config(&read(&b.tls_cert_file)?, &read(&b.tls_key_file)?)?;
+            let canned = std::fs::read(&b.response_file)
+                .map_err(|e| Error::io(&b.response_file.display().to_string(), e))?;
+            let listener = tokio::net::TcpListener::bind(b.listen)
+                .await
+                .map_err(|e| Error::io(&format!("bind {}", b.listen), e))?;
+            return bare::serve(listener, cfg, canned.into()).await;
+        }
+        Cmd::Measure { command } => {
+            let (prog, args) = command
+                .split_first()
+                .ok_or_else(|| Error::Measure("no command".into()))?;
+            let mut c = std::process::Command::new(prog);
+            c.args(args).stdout(std::process::Stdio::null());
+            let r = rss::run_measured(c)?;
+            let m = measure::Measured {
+                wall_ns: u64::try_from(r.wall.as_nanos()).unwrap_or(u64::MAX),
+                max_rss_kib: r.max_rss_kib,
+                success: r.status.success(),
+            };
+            println!(
+                "{}",
+                serde_json::to_string(&m).map_err(|e| Error::Measure(e.to_string()))?
+            );
+            return Ok(());
+        }
+        Cmd::All(a) => {
+            let (p, o) = (paths(&a)?, opts(&a));
+            rows.extend(suite::sizes(&p));
+            rows.extend(suite::review(&o)?);
+            rows.extend(suite::https(&p, &o).await?);
+            rows.extend(suite::agent(&p, &o).await?);
+        }
+        Cmd::Review(a) => rows.extend(suite::review(&opts(&a))?),
+        Cmd::Https(a) => rows.extend(suite::https(&paths(&a)?, &opts(&a)).await?),
+        Cmd::Agent(a) => rows.extend(suite::agent(&paths(&a)?, &opts(&a)).await?),
+        Cmd::Sizes(a) => rows.extend(suite::sizes(&paths(&a)?)),
+    }
+    println!("\n## summary\n\n{}", markdown(&rows));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("secrets-injector-bench: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("secrets-injector-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The webhook: `review` in process, and the HTTPS server under load next to
+//! the bare axum + rustls server (the ceiling of the stack).
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use k8s_openapi::api::core::v1::Pod;
+use secrets_injector_webhook::mutate::{Outcome, review};
+use secrets_injector_webhook::settings::Settings;
+use serde_json::Value;
+
+use crate::Error;
+use crate::stats::Summary;
+
+#[derive(Parser)]
+struct SettingsOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// The webhook's settings with every default, as `serve` would have them.
+pub fn default_settings() -> Result<Settings, Error> {
+    SettingsOnly::try_parse_from(["bench"])
+        .map(|s| s.settings)
+        .map_err(|e| Error::Measure(format!("webhook settings: {e}")))
+}
+
+/// Time `iters` calls of `review` on `pod` (after a warm-up); also returns the patch length.
+pub fn bench_review(pod: &Value, iters: usize) -> Result<(Summary, usize), Error> {
+    let settings = default_settings()?;
+    let pod: Pod =
+        serde_json::from_value(pod.clone()).map_err(|e| Error::Measure(format!("pod: {e}")))?;
+    let ops = match review(&pod, Some("bench"), &settings) {
+        Outcome::Allowed {
+            patch: Some(patch), ..
+        } => patch.0.len(),
+        other => {
+            return Err(Error::Measure(format!(
+                "review did not inject the bench pod: {other:?}"
+            )));
+        }
+    };
+    for _ in 0..iters / 10 {
+        black_box(review(black_box(&pod), Some("bench"), &settings));
+    }
+    let mut samples = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        black_box(review(black_box(&pod), Some("bench"), &settings));
+        samples.push(t.elapsed());
+    }
+    let s = Summary::of(samples).ok_or_else(|| Error::Measure("no samples".into()))?;
+    Ok((s, ops))
+}
+
+/// A server process killed on drop.
+#[derive(Debug)]
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_listening(mut p: ServerProcess, what: &str) -> Result<ServerProcess, Error> {
+    if secrets_injector_tests::wait_for_port(p.addr, Duration::from_secs(30)) {
+        return Ok(p);
+    }
+    let exited = p.child.try_wait().ok().flatten();
+    Err(Error::Measure(format!(
+        "{what} did not listen on {} within 30 s (exit: {exited:?})",
+        p.addr
+    )))
+}
+
+/// `secrets-injector-webhook serve` with the test certificate in `dir`.
+pub fn start_webhook(bin: &Path, dir: &Path) -> Result<ServerProcess, Error> {
+    let port = secrets_injector_tests::free_port();
+    let health = secrets_injector_tests::free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = Command::new(bin)
+        .arg("serve")
+        .args(["--listen", &addr.to_string()])
+        .args(["--health-listen", &format!("127.0.0.1:{health}")])
+        .arg("--tls-cert-file")
+        .arg(dir.join("tls.crt"))
+        .arg("--tls-key-file")
+        .arg(dir.join("tls.key"))
+        .args([
+            "--agent-image",
+            "registry.example/secrets-injector-agent:bench",
+        ])
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io(&format!("start {}", bin.display()), e))?;
+    wait_listening(ServerProcess { child, addr }, "webhook")
+}
+
+/// The bare server (`secrets-injector-bench bare-server`) answering with `response`.
+pub fn start_bare(self_exe: &Path, dir: &Path, response: &Path) -> Result<ServerProcess, Error> {
+    let addr: SocketAddr = ([127, 0, 0, 1], secrets_injector_tests::free_port()).into();
+    let child = Command::new(self_exe)
+        .arg("bare-server")
+        .args(["--listen", &addr.to_string()])
+        .arg("--tls-cert-file")
+        .arg(dir.join("tls.crt"))
+        .arg("--tls-key-file")
+        .arg(dir.join("tls.key"))
+        .arg("--response-file")
+        .arg(response)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("start bare-server", e))?;
+    wait_listening(ServerProcess { child, addr }, "bare server")
+}
+
+/// Check one webhook answer: allowed, echoing `uid`, with a patch.
+pub fn check_response(body: &[u8], uid: &str) -> Result<(), Error> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::Measure(format!("webhook answer is not JSON: {e}")))?;
+    let r = &v["response"];
+    if r["uid"] != uid || r["allowed"] != true || !r["patch"].is_string() {
+        return Err(Error::Measure(format!(
+            "webhook answer is not an allowed patch for uid {uid}: {}",
+            crate::measure::tail(&v.to_string(), 300)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_settings_parse() {
+        assert!(default_settings().is_ok());
+    }
+
+    #[test]
+    fn rejects_a_denial_or_wrong_uid() {
+        let ok = br#"{"response":{"uid":"u1","allowed":true,"patch":"W10="}}"#;
+        assert!(check_response(ok, "u1").is_ok());
+        assert!(check_response(ok, "u2").is_err());
+        assert!(check_response(br#"{"response":{"uid":"u1","allowed":false}}"#, "u1").is_err());
+        assert!(check_response(b"not json", "u1").is_err());
+    }
+}
