@@ -1,8 +1,14 @@
 //! secrets-injector agent: fetch with the pod's identity, split, write atomically.
 
+pub mod args;
+pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod notify;
+pub mod probe;
+pub mod run;
 pub mod split;
+pub mod termination;
 pub mod write;
 
 pub use error::Error;

@@ -1,1 +1,121 @@
-fn main() {}
+//! `secrets-injector-agent`: parse args, load the config, run (DESIGN §4a, §5).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use secrets_injector_agent::args::{Args, Command, LogFormat};
+use secrets_injector_agent::fetch::{Fetch, FetchFailure, FetchOutcome};
+use secrets_injector_agent::run::{Settings, run};
+use secrets_injector_agent::{config, probe};
+use secrets_injector_shared::SecretSpec;
+use secrets_injector_shared::keys::CONFIG_ENV;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logs(args.log_format);
+    let env_json = std::env::var(CONFIG_ENV).ok();
+    let cfg = match config::load(args.config.as_deref(), env_json.as_deref()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the agent config");
+            return ExitCode::from(2);
+        }
+    };
+    let root = args.root_prefix.as_deref();
+    let mount_dir = config::under_root(root, Path::new(&cfg.mount_path));
+    if let Some(Command::Probe) = args.command {
+        return match probe::probe(&mount_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(reason) => {
+                eprintln!("{reason}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let mut settings = Settings::new(
+        &cfg,
+        mount_dir,
+        config::under_root(root, &args.termination_log),
+    );
+    settings.once = args.once;
+    if let Some(ms) = args.refresh_override_ms {
+        tracing::warn!(
+            ms,
+            "SECRETS_INJECTOR_REFRESH_OVERRIDE_MS is set: test-only poll period"
+        );
+        settings.refresh = Duration::from_millis(ms.max(1));
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        let fetcher = Unwired;
+        ExitCode::from(run(&cfg, &fetcher, &settings, shutdown).await.code())
+    })
+}
+
+/// SIGTERM or SIGINT cancels `token`.
+async fn stop_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("signal received, stopping");
+    token.cancel();
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}
+
+/// Stand-in until the AWS fetcher is wired: every secret fails permanently.
+#[derive(Debug)]
+struct Unwired;
+
+impl Fetch for Unwired {
+    async fn fetch(&self, specs: &[SecretSpec]) -> FetchOutcome {
+        FetchOutcome {
+            values: Vec::new(),
+            failures: specs
+                .iter()
+                .enumerate()
+                .map(|(index, s)| FetchFailure {
+                    index,
+                    secret: s.source.to_string(),
+                    code: "NotImplemented".into(),
+                    message: "this agent build has no AWS fetcher".into(),
+                    hint: None,
+                    transient: false,
+                })
+                .collect(),
+        }
+    }
+}

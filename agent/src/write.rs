@@ -1,2 +1,294 @@
 //! Atomic writes of a complete file set (kubelet AtomicWriter style).
 //! Knows nothing of AWS or JMESPath.
+//!
+//! Layout under the mount directory:
+//! ```text
+//! ..2026_11_23_02_30_00.123456789_1a2b3c4d/   the current set (0755 dirs, files with their mode)
+//! ..data -> ..2026_…                          swapped with one rename(2)
+//! db.json -> ..data/db.json                   one symlink per visible top-level name
+//! ```
+//! A reader opening `mount/x` resolves `..data` once, so it sees one complete set.
+//!
+//! Ownership: with an owner in the config the agent tries `chown(uid, gid)`;
+//! when not permitted (EPERM, the agent is not root) it tries `chgrp(gid)`
+//! (works when the agent is in that group, e.g. the pod's fsGroup), and when
+//! that is refused too it leaves the files owned by the agent, which runs as
+//! the app's uid when known. Ownership is not part of the change comparison.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use secrets_injector_shared::Owner;
+
+use crate::Error;
+use crate::split::OutFile;
+
+/// The `..data` symlink that points at the current set.
+pub const DATA_DIR: &str = "..data";
+const DATA_TMP: &str = "..data_tmp";
+
+fn werr(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Write {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Reject paths that could escape the mount or clash with the agent's internals.
+fn check_paths(files: &[OutFile]) -> Result<(), Error> {
+    let mut seen = BTreeSet::new();
+    for f in files {
+        let bad = f.path.is_empty()
+            || f.path.starts_with('/')
+            || f.path.starts_with("..")
+            || f.path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..");
+        if bad {
+            return Err(werr(Path::new(&f.path), "unsafe output path"));
+        }
+        if !seen.insert(f.path.as_str()) {
+            return Err(werr(
+                Path::new(&f.path),
+                "two secrets write the same output path",
+            ));
+        }
+    }
+    for a in &seen {
+        if seen
+            .iter()
+            .any(|b| b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/')
+        {
+            return Err(werr(
+                Path::new(a),
+                "is both a file and a directory of other output files",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Visible top-level names of a file set.
+fn top_names(files: &[OutFile]) -> BTreeSet<String> {
+    files
+        .iter()
+        .map(|f| f.path.split('/').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// path → (mode, contents) of the set currently behind `..data`, if readable.
+fn current_set(mount: &Path) -> Option<BTreeMap<String, (u32, Vec<u8>)>> {
+    fn walk(
+        dir: &Path,
+        prefix: &str,
+        out: &mut BTreeMap<String, (u32, Vec<u8>)>,
+    ) -> std::io::Result<()> {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                walk(&entry.path(), &rel, out)?;
+            } else {
+                let contents = fs::read(entry.path())?;
+                out.insert(rel, (meta.permissions().mode() & 0o7777, contents));
+            }
+        }
+        Ok(())
+    }
+    let data = mount.join(DATA_DIR);
+    let mut out = BTreeMap::new();
+    walk(&data, "", &mut out).ok()?;
+    Some(out)
+}
+
+fn unchanged(mount: &Path, files: &[OutFile]) -> bool {
+    let Some(current) = current_set(mount) else {
+        return false;
+    };
+    current.len() == files.len()
+        && files.iter().all(|f| {
+            current
+                .get(&f.path)
+                .is_some_and(|(mode, c)| *mode == f.mode & 0o7777 && *c == f.contents)
+        })
+        && top_names(files).iter().all(|n| is_our_link(mount, n))
+}
+
+/// Is `mount/name` the symlink `..data/name` the writer makes?
+fn is_our_link(mount: &Path, name: &str) -> bool {
+    fs::read_link(mount.join(name)).is_ok_and(|t| t == Path::new(DATA_DIR).join(name))
+}
+
+fn hidden_dir_name() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "..{}.{:09}_{:08x}",
+        now.as_secs(),
+        now.subsec_nanos(),
+        rand::random::<u32>()
+    )
+}
+
+fn set_owner(path: &Path, owner: Option<Owner>) -> Result<(), Error> {
+    let Some(owner) = owner else { return Ok(()) };
+    let uid = owner.uid.map(nix::unistd::Uid::from_raw);
+    let gid = owner.gid.map(nix::unistd::Gid::from_raw);
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    match nix::unistd::chown(path, uid, gid) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EPERM) => match nix::unistd::chown(path, None, gid) {
+            Ok(()) | Err(nix::errno::Errno::EPERM) => Ok(()),
+            Err(e) => Err(werr(path, e)),
+        },
+        Err(e) => Err(werr(path, e)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| werr(dir, e))
+}
+
+/// Fill the new hidden directory `dir` with `files`.
+fn fill(dir: &Path, files: &[OutFile], owner: Option<Owner>) -> Result<(), Error> {
+    fs::create_dir(dir).map_err(|e| werr(dir, e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| werr(dir, e))?;
+    let mut dirs = BTreeSet::new();
+    for f in files {
+        let path = dir.join(&f.path);
+        if let Some(parent) = path.parent()
+            && parent != dir
+            && dirs.insert(parent.to_path_buf())
+        {
+            fs::create_dir_all(parent).map_err(|e| werr(parent, e))?;
+            // Every directory level below the hidden dir gets 0755, whatever the umask.
+            let mut p = parent;
+            while p != dir {
+                fs::set_permissions(p, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| werr(p, e))?;
+                p = p.parent().unwrap_or(dir);
+            }
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| werr(&path, e))?;
+        file.write_all(&f.contents).map_err(|e| werr(&path, e))?;
+        set_owner(&path, owner)?;
+        // Mode after chown: chown may clear setuid bits, and the umask must not apply.
+        file.set_permissions(fs::Permissions::from_mode(f.mode & 0o7777))
+            .map_err(|e| werr(&path, e))?;
+        file.sync_all().map_err(|e| werr(&path, e))?;
+    }
+    for d in &dirs {
+        sync_dir(d)?;
+    }
+    sync_dir(dir)
+}
+
+/// Atomically replace the file set under `mount` with `files`. Returns whether
+/// anything changed (paths, modes or contents); an unchanged set is not rewritten.
+/// On an error before the `..data` swap, the previous set is left untouched.
+pub fn write_atomic(mount: &Path, files: &[OutFile], owner: Option<Owner>) -> Result<bool, Error> {
+    check_paths(files)?;
+    if unchanged(mount, files) {
+        return Ok(false);
+    }
+    let names = top_names(files);
+    for n in &names {
+        let p = mount.join(n);
+        if let Ok(meta) = fs::symlink_metadata(&p)
+            && !meta.file_type().is_symlink()
+        {
+            return Err(werr(
+                &p,
+                "exists and is not a symlink managed by the agent; remove it",
+            ));
+        }
+    }
+    let old = fs::read_link(mount.join(DATA_DIR)).ok();
+    let name = hidden_dir_name();
+    let new_dir = mount.join(&name);
+    let tmp = mount.join(DATA_TMP);
+    let swap = || -> Result<(), Error> {
+        fill(&new_dir, files, owner)?;
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(werr(&tmp, e)),
+        }
+        std::os::unix::fs::symlink(&name, &tmp).map_err(|e| werr(&tmp, e))?;
+        fs::rename(&tmp, mount.join(DATA_DIR)).map_err(|e| werr(&tmp, e))
+    };
+    if let Err(e) = swap() {
+        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_dir_all(&new_dir);
+        return Err(e);
+    }
+    // From here the new set is live; the rest only tidies the visible names.
+    for n in &names {
+        if !is_our_link(mount, n) {
+            let p = mount.join(n);
+            let _ = fs::remove_file(&p);
+            std::os::unix::fs::symlink(Path::new(DATA_DIR).join(n), &p).map_err(|e| werr(&p, e))?;
+        }
+    }
+    remove_stale(mount, &names, &name, old)?;
+    sync_dir(mount)?;
+    Ok(true)
+}
+
+/// Remove visible symlinks of names no longer configured, the previous hidden
+/// directory and any hidden directories an interrupted run left behind.
+fn remove_stale(
+    mount: &Path,
+    names: &BTreeSet<String>,
+    current: &str,
+    old: Option<PathBuf>,
+) -> Result<(), Error> {
+    let entries = fs::read_dir(mount).map_err(|e| werr(mount, e))?;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if file_name.starts_with("..") {
+            let stale_dir = file_name != DATA_DIR
+                && file_name != current
+                && entry.file_type().is_ok_and(|t| t.is_dir());
+            if stale_dir {
+                fs::remove_dir_all(&path).map_err(|e| werr(&path, e))?;
+            }
+        } else if !names.contains(&file_name)
+            && fs::read_link(&path).is_ok_and(|t| t.starts_with(DATA_DIR))
+        {
+            fs::remove_file(&path).map_err(|e| werr(&path, e))?;
+        }
+    }
+    // Only a sibling hidden dir is ours to delete, whatever `..data` pointed at.
+    if let Some(old) = old
+        && old != Path::new(current)
+        && old.components().count() == 1
+        && old.to_string_lossy().starts_with("..")
+    {
+        let p = mount.join(old);
+        if p.exists() {
+            fs::remove_dir_all(&p).map_err(|e| werr(&p, e))?;
+        }
+    }
+    Ok(())
+}

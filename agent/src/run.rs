@@ -1,0 +1,387 @@
+//! The agent's run loops over any [`Fetch`]: init (fetch, retry transient
+//! errors until the startup timeout, write all or nothing) and sidecar (the
+//! same first write, then poll, rewrite on change, run `on-change`).
+//! Logs one line per round with counts, never a value.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use secrets_injector_shared::{AgentConfig, Mode};
+use tokio_util::sync::CancellationToken;
+
+use crate::fetch::{Fetch, FetchFailure, FetchOutcome};
+use crate::split::{OutFile, render};
+use crate::{notify, termination, write};
+
+/// First retry delay for transient errors; doubles up to [`BACKOFF_CAP`].
+pub const BACKOFF_INITIAL: Duration = Duration::from_millis(200);
+pub const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+/// Local failure codes (not AWS's): a value that does not fit its format or jmesPath.
+pub const CODE_RENDER: &str = "InvalidSecretValue";
+/// No answer from the fetcher before the startup timeout.
+pub const CODE_TIMEOUT: &str = "Timeout";
+/// The fetcher returned neither a value nor a failure for a secret.
+pub const CODE_NO_VALUE: &str = "NoValue";
+/// Writing the files failed.
+pub const CODE_WRITE: &str = "WriteFailed";
+
+/// Everything the loops need besides the config and the fetcher.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The mount path on this machine (root prefix applied).
+    pub mount_dir: PathBuf,
+    pub termination_log: PathBuf,
+    /// Fetch once even in sidecar mode.
+    pub once: bool,
+    /// Sidecar poll period before jitter.
+    pub refresh: Duration,
+    /// How long transient errors are retried before the first write fails.
+    pub startup_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Settings {
+    /// Settings from the config, with the pod's paths as given.
+    pub fn new(cfg: &AgentConfig, mount_dir: PathBuf, termination_log: PathBuf) -> Settings {
+        Settings {
+            mount_dir,
+            termination_log,
+            once: false,
+            refresh: Duration::from_secs(cfg.refresh_interval_secs),
+            startup_timeout: Duration::from_secs(cfg.startup_timeout_secs),
+            backoff_initial: BACKOFF_INITIAL,
+            backoff_cap: BACKOFF_CAP,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Init wrote the files, or a sidecar was stopped after its first write.
+    Done,
+    /// The first write failed; the termination log says why.
+    Failed,
+    /// Stopped by a signal before the first write.
+    Interrupted,
+}
+
+impl Exit {
+    /// Process exit code: 0, 1, or 143 (128 + SIGTERM).
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Done => 0,
+            Exit::Failed => 1,
+            Exit::Interrupted => 143,
+        }
+    }
+}
+
+/// The files of one successful round.
+#[derive(Debug)]
+pub struct Rendered {
+    pub files: Vec<OutFile>,
+    pub fetched: usize,
+    /// Optional secrets that do not exist (skipped, logged).
+    pub skipped: Vec<String>,
+}
+
+/// AWS codes that mean "this secret does not exist".
+pub fn is_not_found(code: &str) -> bool {
+    matches!(
+        code,
+        "ResourceNotFoundException"
+            | "ParameterNotFound"
+            | "ParameterVersionNotFound"
+            | "InvalidParameters"
+    )
+}
+
+/// Turn one fetch outcome into the full file set, or every failure of the round.
+/// Optional secrets that are not found are skipped; render errors are permanent.
+pub fn collect(
+    cfg: &AgentConfig,
+    mut outcome: FetchOutcome,
+) -> Result<Rendered, Vec<FetchFailure>> {
+    let mut failures = Vec::new();
+    let mut skipped = Vec::new();
+    let mut files = Vec::new();
+    let mut fetched = 0;
+    for (index, spec) in cfg.secrets.iter().enumerate() {
+        let secret = spec.source.to_string();
+        if let Some(pos) = outcome.failures.iter().position(|f| f.index == index) {
+            let f = outcome.failures.swap_remove(pos);
+            if spec.optional && is_not_found(&f.code) {
+                skipped.push(secret);
+            } else {
+                failures.push(f);
+            }
+            continue;
+        }
+        let Some(pos) = outcome.values.iter().position(|v| v.index == index) else {
+            failures.push(FetchFailure {
+                index,
+                secret,
+                code: CODE_NO_VALUE.into(),
+                message: "the fetcher returned no value for this secret".into(),
+                hint: None,
+                transient: true,
+            });
+            continue;
+        };
+        let value = outcome.values.swap_remove(pos).value;
+        match render(spec, &value, cfg.mode_for(spec)) {
+            Ok(mut f) => {
+                fetched += 1;
+                files.append(&mut f);
+            }
+            Err(e) => failures.push(FetchFailure {
+                index,
+                secret,
+                code: CODE_RENDER.into(),
+                message: match e {
+                    crate::Error::Render { message, .. } => message,
+                    other => other.to_string(),
+                },
+                hint: Some(
+                    "check the secret's format and jmesPath settings against the structure of its value"
+                        .into(),
+                ),
+                transient: false,
+            }),
+        }
+    }
+    if failures.is_empty() {
+        Ok(Rendered {
+            files,
+            fetched,
+            skipped,
+        })
+    } else {
+        failures.sort_by_key(|f| f.index);
+        Err(failures)
+    }
+}
+
+/// Full jitter: a uniform delay in `[0, d]`.
+fn full_jitter(d: Duration) -> Duration {
+    let ms = d.as_millis().min(u64::MAX as u128) as u64;
+    Duration::from_millis(rand::random_range(0..=ms))
+}
+
+/// `d` ±10%.
+pub fn refresh_jitter(d: Duration) -> Duration {
+    d.mul_f64(rand::random_range(0.9..=1.1))
+}
+
+enum First {
+    Written { changed: bool },
+    Failed(Vec<FetchFailure>),
+    Interrupted,
+}
+
+fn write_failure(e: &crate::Error) -> FetchFailure {
+    FetchFailure {
+        index: usize::MAX,
+        secret: "(all)".into(),
+        code: CODE_WRITE.into(),
+        message: e.to_string(),
+        hint: Some("check that the secrets volume is mounted writable for the agent".into()),
+        transient: false,
+    }
+}
+
+/// Fetch, retrying transient failures with backoff until the startup timeout,
+/// then write everything. Nothing is written unless every secret is ready.
+async fn first_write<F: Fetch>(
+    cfg: &AgentConfig,
+    fetcher: &F,
+    s: &Settings,
+    shutdown: &CancellationToken,
+) -> First {
+    let deadline = Instant::now() + s.startup_timeout;
+    let mut backoff = s.backoff_initial;
+    for attempt in 1u32.. {
+        let started = Instant::now();
+        let remaining = deadline.saturating_duration_since(started);
+        let outcome = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return First::Interrupted,
+            o = tokio::time::timeout(remaining, fetcher.fetch(&cfg.secrets)) => o,
+        };
+        let result = match outcome {
+            Ok(outcome) => collect(cfg, outcome),
+            Err(_) => Err(timeout_failures(cfg, s.startup_timeout)),
+        };
+        let failures = match result {
+            Ok(r) => {
+                for name in &r.skipped {
+                    tracing::warn!(secret = %name, "optional secret not found, skipped");
+                }
+                return match write::write_atomic(&s.mount_dir, &r.files, cfg.owner) {
+                    Ok(changed) => {
+                        tracing::info!(
+                            round = 0,
+                            attempt,
+                            fetched = r.fetched,
+                            skipped = r.skipped.len(),
+                            files = r.files.len(),
+                            changed,
+                            duration_ms = started.elapsed().as_millis() as u64,
+                            "first write done"
+                        );
+                        First::Written { changed }
+                    }
+                    Err(e) => First::Failed(vec![write_failure(&e)]),
+                };
+            }
+            Err(f) => f,
+        };
+        let permanent = failures.iter().any(|f| !f.transient);
+        let now = Instant::now();
+        if permanent || now >= deadline {
+            return First::Failed(failures);
+        }
+        for f in &failures {
+            tracing::warn!(attempt, error = %termination::line(f), "transient failure, retrying");
+        }
+        let pause = full_jitter(backoff).min(deadline - now);
+        backoff = (backoff * 2).min(s.backoff_cap);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return First::Interrupted,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+    First::Interrupted
+}
+
+fn timeout_failures(cfg: &AgentConfig, timeout: Duration) -> Vec<FetchFailure> {
+    cfg.secrets
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.optional)
+        .map(|(index, s)| FetchFailure {
+            index,
+            secret: s.source.to_string(),
+            code: CODE_TIMEOUT.into(),
+            message: format!("no answer from AWS within the startup timeout of {timeout:?}"),
+            hint: Some(
+                "check network access to the Secrets Manager/SSM endpoints, or raise secrets-injector.io/startup-timeout"
+                    .into(),
+            ),
+            transient: true,
+        })
+        .collect()
+}
+
+/// Run the agent until done (init, `--once`) or until `shutdown` (sidecar).
+pub async fn run<F: Fetch>(
+    cfg: &AgentConfig,
+    fetcher: &F,
+    s: &Settings,
+    shutdown: CancellationToken,
+) -> Exit {
+    let had_data = s.mount_dir.join(write::DATA_DIR).exists();
+    match first_write(cfg, fetcher, s, &shutdown).await {
+        First::Interrupted => {
+            tracing::warn!("stopped by a signal before the secrets were written");
+            return Exit::Interrupted;
+        }
+        First::Failed(failures) => {
+            for f in &failures {
+                tracing::error!(error = %termination::line(f), "secret not available");
+            }
+            let msg = termination::message(&failures);
+            if let Err(e) = termination::write(&s.termination_log, &msg) {
+                tracing::warn!(path = %s.termination_log.display(), error = %e, "cannot write the termination log");
+            }
+            return Exit::Failed;
+        }
+        First::Written { changed } => {
+            // A restarted sidecar that found older files behind the app: tell the app.
+            if had_data && changed && cfg.mode == Mode::Sidecar && !s.once {
+                on_change(cfg).await;
+            }
+        }
+    }
+    if cfg.mode == Mode::Init || s.once {
+        return Exit::Done;
+    }
+    sidecar(cfg, fetcher, s, shutdown).await;
+    Exit::Done
+}
+
+async fn on_change(cfg: &AgentConfig) {
+    let Some(action) = &cfg.on_change else { return };
+    match notify::run(action).await {
+        Ok(n) => tracing::info!(result = ?n, "on-change done"),
+        Err(e) => tracing::warn!(error = %e, "on-change failed"),
+    }
+}
+
+/// Poll every interval (±10%) until `shutdown`; keep the last good files on errors.
+async fn sidecar<F: Fetch>(
+    cfg: &AgentConfig,
+    fetcher: &F,
+    s: &Settings,
+    shutdown: CancellationToken,
+) {
+    let mut errors_total: u64 = 0;
+    for round in 1u64.. {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(refresh_jitter(s.refresh)) => {}
+        }
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            o = fetcher.fetch(&cfg.secrets) => o,
+        };
+        let duration_ms = || started.elapsed().as_millis() as u64;
+        let rendered = match collect(cfg, outcome) {
+            Ok(r) => r,
+            Err(failures) => {
+                errors_total += 1;
+                for f in &failures {
+                    tracing::warn!(round, error = %termination::line(f), "refresh failed, keeping the last good files");
+                }
+                tracing::info!(
+                    round,
+                    failed = failures.len(),
+                    changed = false,
+                    errors_total,
+                    duration_ms = duration_ms(),
+                    "round"
+                );
+                continue;
+            }
+        };
+        match write::write_atomic(&s.mount_dir, &rendered.files, cfg.owner) {
+            Ok(changed) => {
+                tracing::info!(
+                    round,
+                    fetched = rendered.fetched,
+                    skipped = rendered.skipped.len(),
+                    files = rendered.files.len(),
+                    changed,
+                    errors_total,
+                    duration_ms = duration_ms(),
+                    "round"
+                );
+                if changed {
+                    on_change(cfg).await;
+                }
+            }
+            Err(e) => {
+                errors_total += 1;
+                tracing::warn!(round, error = %e, errors_total, "write failed, keeping the last good files");
+            }
+        }
+    }
+    tracing::info!(errors_total, "stopping");
+}
