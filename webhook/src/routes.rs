@@ -103,7 +103,7 @@ async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
         Ok(((response, outcome), req)) => {
             state.metrics.admission(outcome, seconds);
             log_admission(&req, outcome, seconds);
-            axum::Json(response.into_review()).into_response()
+            axum::Json(review_json(response)).into_response()
         }
         Err(BadRequest(status, message)) => {
             state.metrics.admission(AdmissionOutcome::Error, seconds);
@@ -140,6 +140,11 @@ fn parse_review(bytes: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadRequ
     }
     if map.get("request").is_none_or(Value::is_null) {
         return Err(invalid(format!("{KIND} has no request")));
+    }
+    let mut value = value;
+    // Go decoders read `null` as the zero value (e.g. `name: null` for generateName pods).
+    if let Some(Value::Object(request)) = value.get_mut("request") {
+        request.retain(|_, v| !v.is_null());
     }
     let review: AdmissionReview<DynamicObject> = serde_json::from_value(value)
         .map_err(|e| invalid(format!("{KIND} request is malformed: {}", describe(&e))))?;
@@ -200,6 +205,18 @@ fn respond(
             }
         }
     }
+}
+
+/// The response envelope as the API server reads it: `patch` is a base64 string
+/// (Go's `[]byte`), where kube-core would emit an array of numbers.
+fn review_json(response: AdmissionResponse) -> Value {
+    use base64::Engine;
+    let patch = response.patch.clone();
+    let mut value = serde_json::to_value(response.into_review()).unwrap_or(Value::Null);
+    if let (Some(bytes), Some(slot)) = (patch, value.pointer_mut("/response/patch")) {
+        *slot = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    value
 }
 
 /// Attach a JSONPatch; kube-core speaks an older `json_patch`, so go through the
