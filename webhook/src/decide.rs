@@ -513,3 +513,397 @@ fn hash16(s: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn pod(v: Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn with(annotations: Value, spec: Value) -> Pod {
+        pod(json!({"metadata": {"name": "p", "annotations": annotations}, "spec": spec}))
+    }
+
+    fn app(name: &str) -> Value {
+        json!({"name": name, "image": "x"})
+    }
+
+    fn secret() -> Value {
+        json!({"secrets-injector.io/secret-db": "prod/db"})
+    }
+
+    fn plan(p: &Pod, s: &Settings) -> Plan {
+        match decide(p, s) {
+            Decision::Inject(plan) => *plan,
+            other => panic!("expected a plan, got {other:?}"),
+        }
+    }
+
+    fn deny(p: &Pod) -> String {
+        match decide(p, &Settings::default()) {
+            Decision::Deny(m) => m,
+            other => panic!("expected a deny, got {other:?}"),
+        }
+    }
+
+    fn irsa_app() -> Value {
+        json!({
+            "name": "app", "image": "x",
+            "env": [
+                {"name": "AWS_REGION", "value": "eu-west-1"},
+                {"name": "DB_PASSWORD", "value": "not-copied"},
+                {"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::1:role/a"},
+                {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"},
+                {"name": "AWS_REGION", "value": "eu-west-2"},
+                {"name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+            ],
+            "volumeMounts": [
+                {"name": "eks", "mountPath": "/var/run/secrets/eks.amazonaws.com"},
+                {"name": "tok", "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount/"},
+                {"name": "near", "mountPath": "/var/run/secrets/eks.amazonaws.com/service"}
+            ]
+        })
+    }
+
+    #[test]
+    fn no_secrets_and_opt_out_are_skipped() {
+        let s = Settings::default();
+        let none = with(json!({}), json!({"containers": [app("a")]}));
+        assert_eq!(decide(&none, &s), Decision::Skip(Skip::NoSecrets));
+        let no_annotations =
+            pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [app("a")]}}));
+        assert_eq!(decide(&no_annotations, &s), Decision::Skip(Skip::NoSecrets));
+        let out = with(
+            json!({"secrets-injector.io/inject": "false", "secrets-injector.io/secret-db": "bad ref"}),
+            json!({"containers": [app("a")]}),
+        );
+        assert_eq!(decide(&out, &s), Decision::Skip(Skip::NoSecrets));
+    }
+
+    #[test]
+    fn annotation_and_container_problems_share_one_message() {
+        let msg = deny(&with(
+            json!({"secrets-injector.io/secret-db": "has space", "secrets-injector.io/containers": "app, ghost"}),
+            json!({"initContainers": [app("init")], "containers": [app("app")]}),
+        ));
+        assert!(
+            msg.starts_with("secrets-injector: 2 invalid annotations"),
+            "{msg}"
+        );
+        assert!(msg.contains("secret-db: \"has space\""), "{msg}");
+        assert!(
+            msg.contains("containers: container \"ghost\" does not exist in the pod (containers: app; init containers: init)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn mount_path_collision_is_denied_with_trailing_slashes_ignored() {
+        let msg = deny(&with(
+            json!({"secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/mount-path": "/etc/app/"}),
+            json!({"containers": [{"name": "app", "image": "x", "volumeMounts": [{"name": "v", "mountPath": "/etc/app/"}]}],
+                   "volumes": [{"name": "v", "emptyDir": {}}]}),
+        ));
+        assert!(
+            msg.contains(
+                "mount-path: \"/etc/app\" is already a volumeMount path in container \"app\""
+            ),
+            "{msg}"
+        );
+        // Only target containers matter.
+        let ok = with(
+            json!({"secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/containers": "app"}),
+            json!({"containers": [app("app"), {"name": "other", "image": "x", "volumeMounts": [{"name": "v", "mountPath": "/mnt/secrets"}]}]}),
+        );
+        plan(&ok, &Settings::default());
+    }
+
+    #[test]
+    fn a_pod_without_containers_or_with_our_volume_is_denied() {
+        let msg = deny(&with(secret(), json!({"containers": []})));
+        assert!(msg.contains("no app containers"), "{msg}");
+        let msg = deny(&pod(json!({"metadata": {"annotations": secret()}})));
+        assert!(msg.contains("no app containers"), "{msg}");
+        let msg = deny(&with(
+            secret(),
+            json!({"containers": [app("a")], "volumes": [{"name": VOLUME_NAME, "emptyDir": {}}]}),
+        ));
+        assert!(
+            msg.contains("already has a volume named \"secrets-injector\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn targets_default_to_app_containers_and_follow_the_annotation() {
+        let spec = json!({"initContainers": [app("init")], "containers": [app("a"), app("b")]});
+        let p = plan(&with(secret(), spec.clone()), &Settings::default());
+        let app_slot = |i| Slot {
+            list: List::App,
+            index: i,
+        };
+        assert_eq!(p.targets, vec![app_slot(0), app_slot(1)]);
+        let mut a = secret();
+        a["secrets-injector.io/containers"] = json!("b, init, b");
+        let p = plan(&with(a, spec), &Settings::default());
+        assert_eq!(
+            p.targets,
+            vec![
+                app_slot(1),
+                Slot {
+                    list: List::Init,
+                    index: 0
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn identity_env_and_token_mounts_are_copied_from_the_first_target() {
+        let spec = json!({"containers": [irsa_app(), app("second")]});
+        let s = Settings {
+            agent_env: vec!["AWS_ROLE_ARN=arn:aws:iam::1:role/op".into()],
+            ..Settings::default()
+        };
+        let p = plan(&with(secret(), spec), &s);
+        let env: Vec<(&str, Option<&str>)> = p
+            .identity_env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            env,
+            vec![
+                (
+                    "AWS_WEB_IDENTITY_TOKEN_FILE",
+                    Some("/var/run/secrets/eks.amazonaws.com/serviceaccount/token")
+                ),
+                ("AWS_REGION", Some("eu-west-2")),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", None),
+            ],
+            "identity only, later duplicates win, --agent-env wins"
+        );
+        assert_eq!(p.extra_env.len(), 1);
+        let mounts: Vec<(&str, Option<bool>)> = p
+            .identity_mounts
+            .iter()
+            .map(|m| (m.name.as_str(), m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            vec![("tok", Some(true))],
+            "longest directory prefix, read-only"
+        );
+    }
+
+    #[test]
+    fn agent_runs_as_the_app_and_owner_comes_from_fs_group() {
+        let s = Settings::default();
+        let p = plan(
+            &with(
+                secret(),
+                json!({
+                "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000},
+                "containers": [{"name": "a", "image": "x", "securityContext": {"runAsUser": 1001}}]}),
+            ),
+            &s,
+        );
+        assert_eq!((p.run_as_user, p.run_as_group), (1001, 3000));
+        assert_eq!(
+            p.config.owner,
+            Some(Owner {
+                uid: Some(1001),
+                gid: Some(2000)
+            })
+        );
+        assert!(
+            p.config_json
+                .contains("\"owner\":{\"uid\":1001,\"gid\":2000}")
+        );
+
+        let p = plan(&with(secret(), json!({"containers": [app("a")]})), &s);
+        assert_eq!((p.run_as_user, p.run_as_group), (65532, 65532));
+        assert_eq!(p.config.owner, None);
+
+        let p = plan(
+            &with(
+                secret(),
+                json!({"securityContext": {"runAsUser": 0, "runAsGroup": 500},
+                                   "containers": [app("a")]}),
+            ),
+            &s,
+        );
+        assert_eq!((p.run_as_user, p.run_as_group), (65532, 500), "never root");
+        assert_eq!(
+            p.config.owner,
+            Some(Owner {
+                uid: None,
+                gid: Some(500)
+            })
+        );
+    }
+
+    #[test]
+    fn resource_annotations_override_requests_and_raise_limits() {
+        let s = Settings::default();
+        let mut a = secret();
+        a["secrets-injector.io/agent-cpu"] = json!("250m");
+        a["secrets-injector.io/agent-memory"] = json!("20Mi");
+        let p = plan(&with(a, json!({"containers": [app("a")]})), &s);
+        assert_eq!(
+            (p.cpu_request.as_str(), p.cpu_limit.as_str()),
+            ("250m", "250m")
+        );
+        assert_eq!(
+            (p.memory_request.as_str(), p.memory_limit.as_str()),
+            ("20Mi", "32Mi")
+        );
+        let p = plan(&with(secret(), json!({"containers": [app("a")]})), &s);
+        assert_eq!(
+            (p.cpu_request.as_str(), p.cpu_limit.as_str()),
+            ("10m", "100m")
+        );
+    }
+
+    #[test]
+    fn quantities_compare_across_suffixes() {
+        assert_eq!(quantity("250m"), Some(0.25));
+        assert_eq!(quantity("1"), Some(1.0));
+        assert_eq!(quantity("64Mi"), Some(64.0 * 1024.0 * 1024.0));
+        assert_eq!(quantity("1e3"), Some(1000.0));
+        assert!(quantity("1Gi") > quantity("1G"));
+        assert_eq!(quantity("lots"), None);
+        assert_eq!(resources(None, "1", "500m"), ("1".into(), "1".into()));
+    }
+
+    #[test]
+    fn layout_follows_mode_and_style_and_only_classic_jobs_warn() {
+        let job_owned = |mode: &str| {
+            pod(
+                json!({"metadata": {"name": "j", "annotations": {"secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/mode": mode},
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "u"}]},
+                "spec": {"containers": [app("a")]}}),
+            )
+        };
+        let native = Settings::default();
+        let classic = Settings {
+            sidecar_style: SidecarStyle::Classic,
+            ..Settings::default()
+        };
+        assert_eq!(plan(&job_owned("init"), &classic).layout, Layout::Init);
+        assert!(plan(&job_owned("init"), &classic).warnings.is_empty());
+        let p = plan(&job_owned("sidecar"), &native);
+        assert_eq!((p.layout, p.warnings.len()), (Layout::NativeSidecar, 0));
+        let p = plan(&job_owned("sidecar"), &classic);
+        assert_eq!(p.layout, Layout::ClassicSidecar);
+        assert!(
+            p.warnings[0].contains("belongs to a Job"),
+            "{:?}",
+            p.warnings
+        );
+        let mut not_job = job_owned("sidecar");
+        not_job.metadata.owner_references = None;
+        assert!(plan(&not_job, &classic).warnings.is_empty());
+    }
+
+    #[test]
+    fn signal_on_change_shares_the_process_namespace_once() {
+        let mut a = secret();
+        a["secrets-injector.io/mode"] = json!("sidecar");
+        a["secrets-injector.io/on-change"] = json!("signal:SIGHUP:nginx");
+        let s = Settings::default();
+        assert!(
+            plan(&with(a.clone(), json!({"containers": [app("a")]})), &s).share_process_namespace
+        );
+        let already = json!({"shareProcessNamespace": true, "containers": [app("a")]});
+        assert!(!plan(&with(a.clone(), already), &s).share_process_namespace);
+        a["secrets-injector.io/on-change"] = json!("http:http://127.0.0.1:8080/reload");
+        assert!(!plan(&with(a, json!({"containers": [app("a")]})), &s).share_process_namespace);
+    }
+
+    #[test]
+    fn config_hash_is_the_sha256_prefix_of_the_config() {
+        let s = Settings::default();
+        let p = plan(&with(secret(), json!({"containers": [app("a")]})), &s);
+        assert_eq!(p.config_hash.len(), 16);
+        assert!(p.config_hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        let full = format!("{:x}", Sha256::digest(p.config_json.as_bytes()));
+        assert_eq!(p.config_hash, full[..16]);
+        let mut other = secret();
+        other["secrets-injector.io/secret-db"] = json!("prod/other");
+        assert_ne!(
+            plan(&with(other, json!({"containers": [app("a")]})), &s).config_hash,
+            p.config_hash
+        );
+    }
+
+    #[test]
+    fn an_injected_pod_is_skipped_or_gets_only_new_identity() {
+        let s = Settings::default();
+        let agent = json!({"name": AGENT_CONTAINER, "image": "agent",
+            "env": [{"name": "SECRETS_INJECTOR_CONFIG", "value": "{}"}, {"name": "AWS_REGION", "value": "x"}],
+            "volumeMounts": [{"name": VOLUME_NAME, "mountPath": "/mnt/secrets"}]});
+        // Annotations changed since injection (even invalid now): still never injected twice.
+        let changed = with(
+            json!({"secrets-injector.io/secret-db": "has space", keys::STATUS: "injected", keys::CONFIG_HASH: "0000"}),
+            json!({"initContainers": [agent.clone()], "containers": [app("a")]}),
+        );
+        assert_eq!(decide(&changed, &s), Decision::Skip(Skip::AlreadyInjected));
+
+        let reinvoked = with(
+            secret(),
+            json!({"initContainers": [agent], "containers": [irsa_app()]}),
+        );
+        let Decision::Refresh(updates) = decide(&reinvoked, &s) else {
+            panic!("expected a refresh")
+        };
+        assert_eq!(updates.len(), 1);
+        assert_eq!(
+            updates[0].slot,
+            Slot {
+                list: List::Init,
+                index: 0
+            }
+        );
+        let names: Vec<&str> = updates[0].env.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "AWS_ROLE_ARN",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+            ],
+            "AWS_REGION is already there"
+        );
+        assert_eq!(updates[0].mounts.len(), 1);
+    }
+
+    #[test]
+    fn a_status_annotation_without_the_agent_is_injected() {
+        let mut a = secret();
+        a[keys::STATUS] = json!("injected");
+        plan(
+            &with(a, json!({"containers": [app("a")]})),
+            &Settings::default(),
+        );
+    }
+
+    #[test]
+    fn misconfigured_agent_env_denies_without_a_panic() {
+        let s = Settings {
+            agent_env: vec!["BROKEN".into()],
+            ..Settings::default()
+        };
+        let Decision::Deny(m) = decide(&with(secret(), json!({"containers": [app("a")]})), &s)
+        else {
+            panic!("expected a deny")
+        };
+        assert!(
+            m.contains("misconfigured") && m.contains("--agent-env"),
+            "{m}"
+        );
+    }
+}

@@ -239,3 +239,200 @@ fn to_value(v: &impl Serialize) -> Value {
     // k8s-openapi types and plain maps of strings always serialize.
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::{Decision, decide};
+    use crate::settings::SidecarStyle;
+    use serde_json::json;
+
+    fn review(pod_json: &Value, s: &Settings) -> (Patch, Value) {
+        let pod: Pod = serde_json::from_value(pod_json.clone()).unwrap();
+        let patch = match decide(&pod, s) {
+            Decision::Inject(plan) => inject(&pod, &plan, s),
+            Decision::Refresh(u) => refresh(&pod, &u),
+            other => panic!("expected a patch, got {other:?}"),
+        };
+        let mut out = pod_json.clone();
+        json_patch::patch(&mut out, &patch).unwrap();
+        (patch, out)
+    }
+
+    fn paths(p: &Patch) -> Vec<String> {
+        p.0.iter().map(|op| op.path().to_string()).collect()
+    }
+
+    fn minimal(annotations: Value) -> Value {
+        json!({"metadata": {"name": "p", "annotations": annotations},
+               "spec": {"containers": [{"name": "app", "image": "x"}]}})
+    }
+
+    #[test]
+    fn creates_parents_when_absent_and_escapes_annotation_keys() {
+        let (patch, out) = review(
+            &minimal(json!({"secrets-injector.io/secret-db": "prod/db"})),
+            &Settings::default(),
+        );
+        assert_eq!(
+            paths(&patch),
+            vec![
+                "/metadata/annotations/secrets-injector.io~1status",
+                "/metadata/annotations/secrets-injector.io~1config-hash",
+                "/spec/volumes",
+                "/spec/containers/0/volumeMounts",
+                "/spec/initContainers",
+            ]
+        );
+        assert_eq!(out["metadata"]["annotations"][keys::STATUS], "injected");
+        assert_eq!(
+            out["spec"]["volumes"][0]["emptyDir"],
+            json!({"medium": "Memory", "sizeLimit": "8Mi"})
+        );
+        assert_eq!(
+            out["spec"]["containers"][0]["volumeMounts"][0],
+            json!({"name": VOLUME_NAME, "mountPath": "/mnt/secrets", "readOnly": true})
+        );
+    }
+
+    #[test]
+    fn appends_to_existing_lists_and_mounts_before_prepending_the_agent() {
+        let pod = json!({"metadata": {"name": "p", "annotations": {
+                "secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/containers": "app, setup"}},
+            "spec": {
+                "initContainers": [{"name": "setup", "image": "x", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+                "containers": [{"name": "app", "image": "x", "volumeMounts": []}],
+                "volumes": [{"name": "v", "emptyDir": {}}]}});
+        let (patch, out) = review(&pod, &Settings::default());
+        assert_eq!(
+            paths(&patch)[2..],
+            [
+                "/spec/volumes/-",
+                "/spec/containers/0/volumeMounts/-",
+                "/spec/initContainers/0/volumeMounts/-",
+                "/spec/initContainers/0",
+            ]
+        );
+        let init = out["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(init[0]["name"], AGENT_CONTAINER);
+        assert_eq!(init[1]["name"], "setup");
+        assert_eq!(
+            init[1]["volumeMounts"][1]["mountPath"], "/mnt/secrets",
+            "setup got the mount"
+        );
+        assert_eq!(
+            init[0]["volumeMounts"].as_array().unwrap().len(),
+            1,
+            "agent got no app mount"
+        );
+        assert_eq!(out["spec"]["volumes"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn agent_container_is_hardened_and_has_no_command() {
+        let (_, out) = review(
+            &minimal(json!({"secrets-injector.io/secret-db": "prod/db"})),
+            &Settings::default(),
+        );
+        let agent = &out["spec"]["initContainers"][0];
+        assert!(agent.get("command").is_none() && agent.get("args").is_none());
+        assert_eq!(
+            agent["securityContext"],
+            json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+                   "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                   "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
+        );
+        assert_eq!(agent["terminationMessagePolicy"], "FallbackToLogsOnError");
+        assert_eq!(agent["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(
+            agent["volumeMounts"][0],
+            json!({"name": VOLUME_NAME, "mountPath": "/mnt/secrets"})
+        );
+        assert_eq!(agent["env"][0]["name"], keys::CONFIG_ENV);
+        assert!(agent.get("restartPolicy").is_none() && agent.get("startupProbe").is_none());
+    }
+
+    #[test]
+    fn native_sidecar_has_restart_always_and_a_startup_probe() {
+        let (_, out) = review(
+            &minimal(
+                json!({"secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/mode": "sidecar",
+                            "secrets-injector.io/startup-timeout": "2m"}),
+            ),
+            &Settings::default(),
+        );
+        let agent = &out["spec"]["initContainers"][0];
+        assert_eq!(agent["restartPolicy"], "Always");
+        assert_eq!(
+            agent["startupProbe"],
+            json!({"exec": {"command": ["/secrets-injector-agent", "probe"]}, "periodSeconds": 1, "failureThreshold": 150})
+        );
+        assert_eq!(out["spec"]["containers"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn classic_sidecar_adds_a_once_init_agent_and_a_refreshing_container() {
+        let s = Settings {
+            sidecar_style: SidecarStyle::Classic,
+            ..Settings::default()
+        };
+        let (_, out) = review(
+            &minimal(
+                json!({"secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/mode": "sidecar"}),
+            ),
+            &s,
+        );
+        let init = &out["spec"]["initContainers"][0];
+        let side = &out["spec"]["containers"][1];
+        assert_eq!(
+            (init["name"].as_str(), side["name"].as_str()),
+            (Some(AGENT_INIT_CONTAINER), Some(AGENT_CONTAINER))
+        );
+        let has_once = |c: &Value| {
+            c["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == ONCE_ENV && e["value"] == "true")
+        };
+        assert!(has_once(init) && !has_once(side));
+        assert!(side.get("startupProbe").is_none() && side.get("restartPolicy").is_none());
+    }
+
+    #[test]
+    fn share_process_namespace_is_set_for_signals() {
+        let (patch, out) = review(
+            &minimal(
+                json!({"secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/mode": "sidecar",
+                            "secrets-injector.io/on-change": "signal:SIGHUP:app"}),
+            ),
+            &Settings::default(),
+        );
+        assert!(paths(&patch).contains(&"/spec/shareProcessNamespace".to_string()));
+        assert_eq!(out["spec"]["shareProcessNamespace"], true);
+    }
+
+    #[test]
+    fn refresh_creates_env_and_mounts_on_a_bare_agent() {
+        let pod = json!({"metadata": {"name": "p", "annotations": {"secrets-injector.io/secret-db": "prod/db"}},
+            "spec": {
+                "initContainers": [{"name": AGENT_CONTAINER, "image": "agent"}],
+                "containers": [{"name": "app", "image": "x",
+                    "env": [{"name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "value": "/t/token"}],
+                    "volumeMounts": [{"name": "t", "mountPath": "/t"}]}]}});
+        let (patch, out) = review(&pod, &Settings::default());
+        assert_eq!(
+            paths(&patch),
+            vec![
+                "/spec/initContainers/0/env",
+                "/spec/initContainers/0/volumeMounts"
+            ]
+        );
+        let agent = &out["spec"]["initContainers"][0];
+        assert_eq!(agent["env"][0]["value"], "/t/token");
+        assert_eq!(
+            agent["volumeMounts"][0],
+            json!({"name": "t", "mountPath": "/t", "readOnly": true})
+        );
+    }
+}
