@@ -39,6 +39,8 @@ pub struct Target {
 pub struct LoadResult {
     pub completed: u64,
     pub errors: u64,
+    /// Fixed rate only: scheduled requests never sent before the hard deadline.
+    pub unsent: u64,
     pub elapsed: Duration,
     pub latency: Option<Summary>,
 }
@@ -127,6 +129,7 @@ fn merge(start: Instant, tallies: Vec<Tally>) -> LoadResult {
     LoadResult {
         completed: all.len() as u64,
         errors,
+        unsent: 0,
         elapsed: last - start,
         latency: Summary::of(all),
     }
@@ -190,7 +193,9 @@ pub async fn fixed_rate(t: &Target, conns: usize, rps: u32, duration: Duration) 
             tally
         }));
     }
-    merge(start, join(handles).await)
+    let mut r = merge(start, join(handles).await);
+    r.unsent = total.saturating_sub(r.completed + r.errors);
+    r
 }
 
 /// Closed loop: `conns` connections send back to back for `duration`.

@@ -57,6 +57,62 @@ pub fn bench_review(pod: &Value, iters: usize) -> Result<(Summary, usize), Error
     Ok((s, ops))
 }
 
+/// Time `iters` requests through the real router (`routes::router` +
+/// `oneshot`): JSON decoding, review, patch encoding and the tower layers.
+pub async fn bench_router(pod: &Value, iters: usize) -> Result<Summary, Error> {
+    use http_body_util::BodyExt;
+    use secrets_injector_webhook::metrics::Metrics;
+    use secrets_injector_webhook::routes::{AppState, router};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let app = router(AppState {
+        settings: Arc::new(default_settings()?),
+        metrics: Arc::new(Metrics::new()),
+        request_timeout: Duration::from_secs(10),
+    });
+    let uid = "bench-router-uid";
+    let review = secrets_injector_tests::pods::admission_review(pod, "bench", uid);
+    let body = axum::body::Bytes::from(
+        serde_json::to_vec(&review).map_err(|e| Error::Http(e.to_string()))?,
+    );
+    let call = |app: axum::Router| {
+        let body = body.clone();
+        async move {
+            let req = axum::http::Request::post("/mutate")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .map_err(|e| Error::Http(e.to_string()))?;
+            let resp = app
+                .oneshot(req)
+                .await
+                .map_err(|e| Error::Http(e.to_string()))?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Error::Http(e.to_string()))?
+                .to_bytes();
+            if status != axum::http::StatusCode::OK {
+                return Err(Error::Http(format!("router answered {status}")));
+            }
+            Ok(bytes)
+        }
+    };
+    check_response(&call(app.clone()).await?, uid)?;
+    for _ in 0..iters / 10 {
+        call(app.clone()).await?;
+    }
+    let mut samples = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        black_box(call(app.clone()).await?);
+        samples.push(t.elapsed());
+    }
+    Summary::of(samples).ok_or_else(|| Error::Measure("no samples".into()))
+}
+
 /// A server process killed on drop.
 #[derive(Debug)]
 pub struct ServerProcess {
