@@ -280,3 +280,35 @@ fn an_unloadable_certificate_fails_startup_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no CERTIFICATE block"), "{err}");
 }
+
+#[test]
+fn tls12_and_tls13_clients_are_both_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = Server::with_pki(dir.path(), &[]);
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(common::der(&pki.ca_pem).into()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).unwrap();
+        let sock = std::net::TcpStream::connect(server.addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = tls.read_to_end(&mut raw);
+        assert_eq!(tls.conn.protocol_version(), Some(version.version));
+        // Only POST /mutate exists on the TLS port; a 404 proves a full HTTP exchange.
+        assert!(
+            String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 404"),
+            "{version:?}"
+        );
+    }
+}

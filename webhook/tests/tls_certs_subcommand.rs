@@ -14,7 +14,7 @@ use x509_parser::extensions::GeneralName;
 fn certs_are_valid_for_the_service_names_and_serve_https() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("certs");
-    let status = Command::new(env!("CARGO_BIN_EXE_secrets-injector-webhook"))
+    let out = Command::new(env!("CARGO_BIN_EXE_secrets-injector-webhook"))
         .args([
             "certs",
             "--service",
@@ -26,9 +26,11 @@ fn certs_are_valid_for_the_service_names_and_serve_https() {
         ])
         .args(["--days", "30", "--out-dir"])
         .arg(&out)
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("svc.ns.svc.cluster.local"), "{stderr}");
 
     let pem = std::fs::read_to_string(out.join("tls.crt")).unwrap();
     let der = common::der(&pem);
