@@ -14,7 +14,7 @@ use x509_parser::extensions::GeneralName;
 fn certs_are_valid_for_the_service_names_and_serve_https() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("certs");
-    let out = Command::new(env!("CARGO_BIN_EXE_secrets-injector-webhook"))
+    let run = Command::new(env!("CARGO_BIN_EXE_secrets-injector-webhook"))
         .args([
             "certs",
             "--service",
@@ -28,8 +28,8 @@ fn certs_are_valid_for_the_service_names_and_serve_https() {
         .arg(&out)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
     assert!(stderr.contains("svc.ns.svc.cluster.local"), "{stderr}");
 
     let pem = std::fs::read_to_string(out.join("tls.crt")).unwrap();
