@@ -1,9 +1,16 @@
 //! Fetching secret values from Secrets Manager and SSM with the fewest calls.
 //! Knows AWS; knows nothing of files or formats.
 
-use secrets_injector_shared::SecretSpec;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use secrets_injector_shared::{SecretRef, SecretSpec};
+
+use crate::aws::Clients;
+use crate::classify::{Classified, classify, hint, is_transient};
 
 /// A fetched value. Never `Debug`-printed with its contents.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Value {
     Text(String),
     Binary(Vec<u8>),
@@ -51,4 +58,378 @@ pub struct FetchOutcome {
 pub trait Fetch {
     fn fetch(&self, specs: &[SecretSpec])
     -> impl std::future::Future<Output = FetchOutcome> + Send;
+}
+
+/// Secret ids per `BatchGetSecretValue` call (API maximum).
+pub const SM_BATCH: usize = 20;
+/// Parameter names per `GetParameters` call (API maximum).
+pub const SSM_BATCH: usize = 10;
+/// Bound on `NextToken` pages of one batch, so a misbehaving endpoint cannot loop us.
+const MAX_PAGES: usize = 20;
+
+/// One distinct thing to fetch: identical references across specs fetch once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    ssm: bool,
+    region: String,
+    id: String,
+    version_id: Option<String>,
+    version_stage: Option<String>,
+}
+
+impl Key {
+    /// `source` read in `region` unless its ARN names one (the ARN wins).
+    fn new(source: &SecretRef, spec: &SecretSpec, region: &str) -> Key {
+        Key {
+            ssm: matches!(source, SecretRef::SsmParameter { .. }),
+            region: source.region().unwrap_or(region).to_string(),
+            id: source.id().to_string(),
+            version_id: spec.version_id.clone(),
+            version_stage: spec.version_stage.clone(),
+        }
+    }
+
+    fn pinned(&self) -> bool {
+        self.version_id.is_some() || self.version_stage.is_some()
+    }
+
+    /// SSM selector form: `name:3` or `name:label`.
+    fn ssm_selector(&self) -> String {
+        match self.version_id.as_ref().or(self.version_stage.as_ref()) {
+            Some(pin) => format!("{}:{pin}", self.id),
+            None => self.id.clone(),
+        }
+    }
+
+    /// IAM action that reads this key.
+    fn action(&self) -> &'static str {
+        if self.ssm {
+            "ssm:GetParameters"
+        } else {
+            "secretsmanager:GetSecretValue"
+        }
+    }
+
+    /// IAM resource of this key, for hints (an ARN pattern when only a name is known).
+    fn resource(&self) -> String {
+        if self.id.starts_with("arn:") {
+            self.id.clone()
+        } else if self.ssm {
+            let slash = if self.id.starts_with('/') { "" } else { "/" };
+            format!("arn:aws:ssm:{}:*:parameter{slash}{}", self.region, self.id)
+        } else {
+            format!(
+                "arn:aws:secretsmanager:{}:*:secret:{}-*",
+                self.region, self.id
+            )
+        }
+    }
+}
+
+type Outcome = Result<Value, Classified>;
+
+fn local(code: &str, message: impl Into<String>) -> Classified {
+    Classified {
+        code: code.into(),
+        message: message.into(),
+        transient: false,
+        failover: false,
+    }
+}
+
+/// [`Fetch`] over the AWS SDK with the fewest calls (DESIGN §5).
+#[derive(Debug)]
+pub struct AwsFetcher {
+    clients: Clients,
+    /// `BatchGetSecretValue` was denied once: use `GetSecretValue` from then on.
+    batch_denied: AtomicBool,
+}
+
+impl AwsFetcher {
+    pub fn new(clients: Clients) -> AwsFetcher {
+        AwsFetcher {
+            clients,
+            batch_denied: AtomicBool::new(false),
+        }
+    }
+
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// True once the role was found unable to call `BatchGetSecretValue`.
+    pub fn batch_denied(&self) -> bool {
+        self.batch_denied.load(Ordering::Relaxed)
+    }
+
+    async fn fetch_keys(&self, keys: Vec<Key>) -> HashMap<Key, Outcome> {
+        let mut results = HashMap::new();
+        let mut sm_batches: BTreeMap<String, Vec<Key>> = BTreeMap::new();
+        let mut ssm_batches: BTreeMap<String, Vec<Key>> = BTreeMap::new();
+        let mut singles = Vec::new();
+        for k in keys {
+            match (k.ssm, k.pinned()) {
+                (true, _) => ssm_batches.entry(k.region.clone()).or_default().push(k),
+                (false, false) => sm_batches.entry(k.region.clone()).or_default().push(k),
+                (false, true) => singles.push(k),
+            }
+        }
+        for (region, keys) in sm_batches {
+            for chunk in keys.chunks(SM_BATCH) {
+                if self.batch_denied() {
+                    singles.extend_from_slice(chunk);
+                } else {
+                    singles.extend(self.batch_get(&region, chunk, &mut results).await);
+                }
+            }
+        }
+        for k in singles {
+            let r = self.get_one(&k).await;
+            results.insert(k, r);
+        }
+        for (region, keys) in ssm_batches {
+            for chunk in keys.chunks(SSM_BATCH) {
+                self.get_parameters(&region, chunk, &mut results).await;
+            }
+        }
+        results
+    }
+
+    /// One `BatchGetSecretValue` (paginated); returns the keys to read one by one.
+    async fn batch_get(
+        &self,
+        region: &str,
+        chunk: &[Key],
+        results: &mut HashMap<Key, Outcome>,
+    ) -> Vec<Key> {
+        let client = self.clients.secrets_manager(region);
+        let ids: Vec<String> = chunk.iter().map(|k| k.id.clone()).collect();
+        let mut found: HashMap<String, Outcome> = HashMap::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let out = client
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(ids.clone()))
+                .set_next_token(token.take())
+                .send()
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    let c = classify(&e);
+                    if c.code.starts_with("AccessDenied") {
+                        tracing::info!(
+                            region,
+                            "BatchGetSecretValue denied; reading secrets one by one with GetSecretValue from now on"
+                        );
+                        self.batch_denied.store(true, Ordering::Relaxed);
+                        return chunk.to_vec();
+                    }
+                    // Moto fails the whole batch for one unknown id; find which one by asking singly.
+                    if c.code == "ResourceNotFoundException" && chunk.len() > 1 {
+                        return chunk.to_vec();
+                    }
+                    for k in chunk {
+                        results.insert(k.clone(), Err(c.clone()));
+                    }
+                    return Vec::new();
+                }
+            };
+            for e in out.secret_values() {
+                let value = entry_value(e.secret_string(), e.secret_binary());
+                for name in [e.arn(), e.name()].into_iter().flatten() {
+                    found.insert(name.to_string(), value.clone());
+                }
+            }
+            for e in out.errors() {
+                let code = e.error_code().unwrap_or("UnknownError");
+                let c = Classified {
+                    code: code.to_string(),
+                    message: e.message().unwrap_or_default().to_string(),
+                    transient: is_transient(code, None),
+                    failover: false,
+                };
+                if let Some(id) = e.secret_id() {
+                    found.insert(id.to_string(), Err(c));
+                }
+            }
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut rest = Vec::new();
+        for k in chunk {
+            match found.get(&k.id) {
+                Some(r) => {
+                    results.insert(k.clone(), r.clone());
+                }
+                // A partial ARN or an id AWS echoed differently: ask for it alone.
+                None => rest.push(k.clone()),
+            }
+        }
+        rest
+    }
+
+    async fn get_one(&self, k: &Key) -> Outcome {
+        let out = self
+            .clients
+            .secrets_manager(&k.region)
+            .get_secret_value()
+            .secret_id(&k.id)
+            .set_version_id(k.version_id.clone())
+            .set_version_stage(k.version_stage.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        entry_value(out.secret_string(), out.secret_binary())
+    }
+
+    async fn get_parameters(
+        &self,
+        region: &str,
+        chunk: &[Key],
+        results: &mut HashMap<Key, Outcome>,
+    ) {
+        let names: Vec<String> = chunk.iter().map(Key::ssm_selector).collect();
+        let out = self
+            .clients
+            .ssm(region)
+            .get_parameters()
+            .set_names(Some(names))
+            .with_decryption(true)
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                let c = classify(&e);
+                // One bad version fails the whole call: split it to find which.
+                if c.code.starts_with("ParameterVersion") && chunk.len() > 1 {
+                    for k in chunk {
+                        Box::pin(self.get_parameters(region, std::slice::from_ref(k), results))
+                            .await;
+                    }
+                    return;
+                }
+                for k in chunk {
+                    results.insert(k.clone(), Err(c.clone()));
+                }
+                return;
+            }
+        };
+        for k in chunk {
+            let sel = k.ssm_selector();
+            let r = if out.invalid_parameters().contains(&sel) {
+                let code = if k.pinned() {
+                    "ParameterVersionNotFound"
+                } else {
+                    "ParameterNotFound"
+                };
+                Err(local(code, format!("parameter {sel} not found")))
+            } else {
+                match out.parameters().iter().find(|p| parameter_matches(p, k)) {
+                    Some(p) => p
+                        .value()
+                        .map(|v| Value::Text(v.to_string()))
+                        .ok_or_else(|| local("EmptyParameter", "parameter has no value")),
+                    None => Err(local(
+                        "ParameterNotFound",
+                        format!("parameter {sel} missing from the GetParameters response"),
+                    )),
+                }
+            };
+            results.insert(k.clone(), r);
+        }
+    }
+
+    /// The failover read of one key (see [`failover_key`]).
+    async fn failover(&self, key: &Key) -> Outcome {
+        let mut results = self.fetch_keys(vec![key.clone()]).await;
+        results
+            .remove(key)
+            .unwrap_or_else(|| Err(local("NoResult", "no answer in the failover region")))
+    }
+}
+
+/// `spec`'s `failover` ref (its ARN region wins), else the same ref, in `region`.
+fn failover_key(spec: &SecretSpec, region: &str) -> Key {
+    match &spec.failover {
+        Some(f) => Key::new(f, spec, region),
+        None => Key {
+            region: region.to_string(),
+            ..Key::new(&spec.source, spec, region)
+        },
+    }
+}
+
+fn parameter_matches(p: &aws_sdk_ssm::types::Parameter, k: &Key) -> bool {
+    let name_ok = p.name() == Some(k.id.as_str()) || p.arn() == Some(k.id.as_str());
+    if !name_ok {
+        return false;
+    }
+    match (&k.version_id, &k.version_stage, p.selector()) {
+        (None, None, _) => true,
+        (Some(v), _, _) if v.parse::<i64>().ok() == Some(p.version()) => true,
+        (v, l, Some(sel)) => {
+            let sel = sel.trim_start_matches(':');
+            v.as_deref() == Some(sel) || l.as_deref() == Some(sel)
+        }
+        (_, Some(_), None) => true,
+        (Some(_), None, None) => false,
+    }
+}
+
+fn entry_value(text: Option<&str>, binary: Option<&aws_smithy_types::Blob>) -> Outcome {
+    match (text, binary) {
+        (Some(s), _) => Ok(Value::Text(s.to_string())),
+        (None, Some(b)) => Ok(Value::Binary(b.as_ref().to_vec())),
+        (None, None) => Err(local(
+            "EmptySecret",
+            "the secret version has neither SecretString nor SecretBinary",
+        )),
+    }
+}
+
+impl Fetch for AwsFetcher {
+    async fn fetch(&self, specs: &[SecretSpec]) -> FetchOutcome {
+        let mut wanted: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+        for (i, s) in specs.iter().enumerate() {
+            wanted
+                .entry(Key::new(&s.source, s, &self.clients.region))
+                .or_default()
+                .push(i);
+        }
+        let results = self.fetch_keys(wanted.keys().cloned().collect()).await;
+        let mut outcome = FetchOutcome::default();
+        for (key, indices) in wanted {
+            let primary = results
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| Err(local("NoResult", "no answer for this secret")));
+            for index in indices {
+                let spec = &specs[index];
+                let (r, key) = match (&primary, &self.clients.failover_region) {
+                    (Err(c), Some(region)) if c.failover && *region != key.region => {
+                        tracing::warn!(secret = %spec.source, code = %c.code, failover_region = %region, "primary region failed; trying the failover region");
+                        let fk = failover_key(spec, region);
+                        (self.failover(&fk).await, fk)
+                    }
+                    _ => (primary.clone(), key.clone()),
+                };
+                match r {
+                    Ok(value) => outcome.values.push(Fetched { index, value }),
+                    Err(c) => outcome.failures.push(FetchFailure {
+                        index,
+                        secret: spec.source.to_string(),
+                        hint: hint(&c.code, key.action(), &key.resource(), &key.region),
+                        code: c.code,
+                        message: c.message,
+                        transient: c.transient,
+                    }),
+                }
+            }
+        }
+        outcome
+    }
 }

@@ -1,6 +1,8 @@
 //! secrets-injector agent: fetch with the pod's identity, split, write atomically.
 
 pub mod args;
+pub mod aws;
+pub mod classify;
 pub mod config;
 pub mod error;
 pub mod fetch;

@@ -1,0 +1,232 @@
+//! The one place that decides whether an AWS error is worth retrying, whether
+//! it warrants the failover region, and what a person should do about it.
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// An AWS error reduced to what the agent acts on. Never holds a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    /// AWS error code or a local one (`NetworkError`, `Timeout`, `NoCredentials`, …).
+    pub code: String,
+    pub message: String,
+    /// Retrying later may succeed.
+    pub transient: bool,
+    /// The primary region looks unavailable: try the failover region (ASCP behaviour).
+    pub failover: bool,
+}
+
+/// Codes that are retried: throttling, server faults, expired credentials.
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ThrottledException",
+    "InternalServiceError",
+    "InternalServiceErrorException",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "ExpiredTokenException",
+    "ExpiredToken",
+];
+
+/// Transient by code or HTTP status; pure, so the table is unit-tested.
+pub fn is_transient(code: &str, status: Option<u16>) -> bool {
+    TRANSIENT_CODES.contains(&code) || status.is_some_and(|s| s >= 500)
+}
+
+/// Classify any SDK error of Secrets Manager, SSM or STS.
+pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> Classified
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let Some(c) = credentials_error(err) {
+        return c;
+    }
+    match err {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            let code = se
+                .err()
+                .code()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("HTTP{status}"));
+            let message = se.err().message().unwrap_or_default().to_string();
+            Classified {
+                transient: is_transient(&code, Some(status)),
+                failover: status >= 500,
+                code,
+                message,
+            }
+        }
+        SdkError::TimeoutError(_) => Classified {
+            code: "Timeout".into(),
+            message: "no answer from AWS in time".into(),
+            transient: true,
+            failover: true,
+        },
+        SdkError::DispatchFailure(d) => Classified {
+            code: if d.is_timeout() {
+                "Timeout".into()
+            } else {
+                "NetworkError".into()
+            },
+            message: DisplayErrorContext(err).to_string(),
+            transient: true,
+            failover: !d.is_user(),
+        },
+        SdkError::ResponseError(r) => {
+            let status = r.raw().status().as_u16();
+            Classified {
+                code: format!("HTTP{status}"),
+                message: "unreadable response from AWS".into(),
+                transient: true,
+                failover: status >= 500 || status == 0,
+            }
+        }
+        _ => Classified {
+            code: "RequestFailed".into(),
+            message: DisplayErrorContext(err).to_string(),
+            transient: false,
+            failover: false,
+        },
+    }
+}
+
+/// Credentials that could not be loaded surface deep in the error chain.
+fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<Classified> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            let message = DisplayErrorContext(c).to_string();
+            let denied = [
+                "AccessDenied",
+                "InvalidIdentityToken",
+                "ExpiredTokenException",
+            ]
+            .iter()
+            .any(|k| message.contains(k));
+            let (code, transient) = match c {
+                CredentialsError::CredentialsNotLoaded(_) => ("NoCredentials", false),
+                CredentialsError::InvalidConfiguration(_) => ("InvalidCredentialsConfig", false),
+                _ if denied => ("CredentialsDenied", false),
+                _ => ("CredentialsUnavailable", true),
+            };
+            return Some(Classified {
+                code: code.into(),
+                message,
+                transient,
+                failover: false,
+            });
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// A hint a person can act on, for the IAM `action` on `resource` in `region`.
+pub fn hint(code: &str, action: &str, resource: &str, region: &str) -> Option<String> {
+    let h = match code {
+        c if c.starts_with("AccessDenied") => format!(
+            "the pod's IAM role needs {action} on {resource} (check its policy, \
+             permission boundary and the secret's resource policy)"
+        ),
+        "ResourceNotFoundException" | "ParameterNotFound" | "ParameterVersionNotFound" => {
+            format!("check the name and that it exists in region {region}")
+        }
+        "ParameterVersionLabelLimitExceeded" | "InvalidParameters" => {
+            format!("check the name, version or label of {resource} in region {region}")
+        }
+        "DecryptionFailure" | "KMSAccessDeniedException" | "KMSDisabledException" => {
+            format!("the pod's IAM role needs kms:Decrypt on the KMS key that encrypts {resource}")
+        }
+        "NoCredentials"
+        | "InvalidCredentialsConfig"
+        | "CredentialsDenied"
+        | "CredentialsUnavailable" => "check the pod identity: IRSA (ServiceAccount annotation \
+             eks.amazonaws.com/role-arn and the role's trust policy) or an EKS Pod Identity \
+             association for the pod's ServiceAccount"
+            .into(),
+        "ExpiredTokenException" | "ExpiredToken" => {
+            "the credentials expired; they are refreshed on the next attempt".into()
+        }
+        c if is_transient(c, None) => {
+            format!("AWS is throttling or failing in {region}; the agent retries")
+        }
+        "NetworkError" | "Timeout" => format!(
+            "check that the pod can reach the {} endpoint of {region} \
+             (NetworkPolicy, VPC endpoint, proxy, AWS_ENDPOINT_URL*)",
+            action.split(':').next().unwrap_or("AWS")
+        ),
+        "InvalidRequestException" | "InvalidParameterException" => {
+            format!("AWS rejected the request for {resource}; check the reference and version")
+        }
+        _ => return None,
+    };
+    Some(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_table() {
+        for c in [
+            "ThrottlingException",
+            "TooManyRequestsException",
+            "RequestLimitExceeded",
+            "InternalServiceError",
+            "ExpiredTokenException",
+        ] {
+            assert!(is_transient(c, Some(400)), "{c}");
+        }
+        for c in [
+            "AccessDeniedException",
+            "ResourceNotFoundException",
+            "ParameterNotFound",
+            "DecryptionFailure",
+            "InvalidRequestException",
+            "InvalidParameterException",
+        ] {
+            assert!(!is_transient(c, Some(400)), "{c}");
+        }
+        assert!(is_transient("Whatever", Some(503)));
+    }
+
+    #[test]
+    fn hints_name_what_to_fix() {
+        let h = hint(
+            "AccessDeniedException",
+            "secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            "eu-west-1",
+        )
+        .unwrap();
+        assert!(
+            h.contains("secretsmanager:GetSecretValue on arn:aws:secretsmanager"),
+            "{h}"
+        );
+        let h = hint(
+            "DecryptionFailure",
+            "secretsmanager:GetSecretValue",
+            "x",
+            "r",
+        )
+        .unwrap();
+        assert!(h.contains("kms:Decrypt"), "{h}");
+        let h = hint("ParameterNotFound", "ssm:GetParameters", "/a", "eu-west-1").unwrap();
+        assert!(h.contains("eu-west-1"), "{h}");
+        let h = hint("NoCredentials", "ssm:GetParameters", "/a", "r").unwrap();
+        assert!(h.contains("IRSA") && h.contains("Pod Identity"), "{h}");
+        assert!(hint("SomethingElse", "a", "b", "c").is_none());
+    }
+}
