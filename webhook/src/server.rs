@@ -52,6 +52,19 @@ struct Health {
 /// Serve until `shutdown` is cancelled, then drain in-flight requests for up to
 /// `shutdown_grace`. Fails only at startup (certificate, sockets).
 pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> Result<(), Error> {
+    let listener = bind(config.listen).await?;
+    let health_listener = bind(config.health_listen).await?;
+    serve_on(listener, health_listener, config, shutdown).await
+}
+
+/// [`serve`] on sockets already bound (e.g. port 0 in benchmarks); the
+/// `listen`/`health_listen` addresses in `config` are only logged.
+pub async fn serve_on(
+    listener: TcpListener,
+    health_listener: TcpListener,
+    config: ServeConfig,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(CertStore::load(
         &config.tls_cert_file,
@@ -59,8 +72,10 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> Result<(
         Arc::clone(&metrics),
     )?);
     let acceptor = TlsAcceptor::from(Arc::new(store.server_config()?));
-    let listener = bind(config.listen).await?;
-    let health_listener = bind(config.health_listen).await?;
+    let (addr, health_addr) = (
+        listener.local_addr().ok(),
+        health_listener.local_addr().ok(),
+    );
     let health = Arc::new(Health::default());
 
     let app = routes::router(AppState {
@@ -77,7 +92,7 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> Result<(
         health_stop.clone(),
     ));
     health.ready.store(true, Ordering::SeqCst);
-    tracing::info!(listen = %config.listen, health = %config.health_listen, "serving admission requests");
+    tracing::info!(listen = ?addr, health = ?health_addr, "serving admission requests");
 
     let graceful = GracefulShutdown::new();
     loop {
