@@ -127,7 +127,11 @@ fn health_readiness_and_metrics_follow_the_traffic() {
     assert!(expiry > 1.7e9, "expiry gauge is a Unix time: {expiry}");
 
     let rt = rt();
-    let pod = common::simple_pod();
+    // A secret-looking env value must never reach a log, a metric or a response.
+    let canary = "CANARY-s3cr3t-value-7d1e";
+    let mut pod = common::simple_pod();
+    pod["spec"]["containers"][0]["env"] =
+        serde_json::json!([{"name": "DB_PASSWORD", "value": canary}]);
     let review = secrets_injector_tests::pods::admission_review(&pod, "team-a", "m1");
     let denied = secrets_injector_tests::pods::admission_review(
         &common::fixture("12-invalid-annotations"),
@@ -171,6 +175,8 @@ fn health_readiness_and_metrics_follow_the_traffic() {
         "one JSON log line per admission:\n{log}"
     );
     assert!(log.contains("\"outcome\":\"denied\""), "{log}");
+    assert!(!log.contains(canary), "canary value in the log:\n{log}");
+    assert!(!after.contains(canary), "canary value in the metrics");
 }
 
 /// An HTTP/1.1 request with `Expect: 100-continue`: once the server answers
