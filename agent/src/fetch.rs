@@ -369,7 +369,8 @@ fn parameter_matches(p: &aws_sdk_ssm::types::Parameter, k: &Key) -> bool {
         return false;
     }
     match (&k.version_id, &k.version_stage, p.selector()) {
-        (None, None, _) => true,
+        // An unpinned name and a pinned one can share a call: only the unpinned answer has no selector.
+        (None, None, sel) => sel.is_none_or(str::is_empty),
         (Some(v), _, _) if v.parse::<i64>().ok() == Some(p.version()) => true,
         (v, l, Some(sel)) => {
             let sel = sel.trim_start_matches(':');
