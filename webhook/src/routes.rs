@@ -66,9 +66,9 @@ pub fn protect(router: Router, timeout: Duration) -> Router {
         }))
 }
 
-/// A request that is not a usable AdmissionReview.
+/// A request answered with an HTTP error (4xx, or 500 for our own bug) instead of a review.
 #[derive(Debug)]
-struct BadRequest(StatusCode, String);
+struct Rejected(StatusCode, String);
 
 fn bad(status: StatusCode, message: String) -> Response {
     (
@@ -85,7 +85,7 @@ async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
         .map_err(|rejection| {
             let status = rejection.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
-                BadRequest(
+                Rejected(
                     status,
                     format!(
                         "request body exceeds the {} MiB limit for an AdmissionReview",
@@ -93,7 +93,7 @@ async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
                     ),
                 )
             } else {
-                BadRequest(status, format!("cannot read the request body: {rejection}"))
+                Rejected(status, format!("cannot read the request body: {rejection}"))
             }
         })
         .and_then(|bytes| parse_review(&bytes))
@@ -105,7 +105,7 @@ async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
             log_admission(&req, outcome, seconds);
             axum::Json(review_json(response)).into_response()
         }
-        Err(BadRequest(status, message)) => {
+        Err(Rejected(status, message)) => {
             state.metrics.admission(AdmissionOutcome::Error, seconds);
             tracing::warn!(status = status.as_u16(), error = %message, "rejected a malformed admission request");
             bad(status, message)
@@ -114,8 +114,8 @@ async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
 }
 
 /// Parse and check the envelope: JSON, `admission.k8s.io/v1` `AdmissionReview`, a `request`.
-fn parse_review(bytes: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadRequest> {
-    let invalid = |m: String| BadRequest(StatusCode::BAD_REQUEST, m);
+fn parse_review(bytes: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejected> {
+    let invalid = |m: String| Rejected(StatusCode::BAD_REQUEST, m);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(invalid(format!(
             "empty request body: expected an {KIND} ({API_VERSION}) JSON object"
@@ -157,8 +157,8 @@ fn parse_review(bytes: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadRequ
 fn respond(
     req: &AdmissionRequest<DynamicObject>,
     settings: &Settings,
-) -> Result<(AdmissionResponse, AdmissionOutcome), BadRequest> {
-    let invalid = |m: String| BadRequest(StatusCode::BAD_REQUEST, m);
+) -> Result<(AdmissionResponse, AdmissionOutcome), Rejected> {
+    let invalid = |m: String| Rejected(StatusCode::BAD_REQUEST, m);
     let allowed = AdmissionResponse::from(req);
     let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod" && req.sub_resource.is_none();
     if !is_pod || !matches!(req.operation, Operation::Create) {
@@ -194,7 +194,7 @@ fn respond(
             match patch {
                 Some(p) if !p.0.is_empty() => {
                     let response = with_patch(response, &p).map_err(|e| {
-                        BadRequest(
+                        Rejected(
                             StatusCode::INTERNAL_SERVER_ERROR,
                             format!("cannot encode the patch: {e}"),
                         )
