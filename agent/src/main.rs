@@ -6,25 +6,28 @@ use std::time::Duration;
 
 use clap::Parser;
 use secrets_injector_agent::args::{Args, Command, LogFormat};
-use secrets_injector_agent::fetch::{Fetch, FetchFailure, FetchOutcome};
-use secrets_injector_agent::run::{Settings, run};
-use secrets_injector_agent::{config, probe};
-use secrets_injector_shared::SecretSpec;
+use secrets_injector_agent::fetch::AwsFetcher;
+use secrets_injector_agent::run::{Exit, Settings, run};
+use secrets_injector_agent::{aws, config, probe, termination};
 use secrets_injector_shared::keys::CONFIG_ENV;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logs(args.log_format);
+    let root = args.root_prefix.as_deref();
+    let termination_log = config::under_root(root, &args.termination_log);
     let env_json = std::env::var(CONFIG_ENV).ok();
     let cfg = match config::load(args.config.as_deref(), env_json.as_deref()) {
         Ok(cfg) => cfg,
         Err(e) => {
             tracing::error!(error = %e, "cannot load the agent config");
+            if args.command.is_none() {
+                let _ = termination::write(&termination_log, &format!("{e}\n"));
+            }
             return ExitCode::from(2);
         }
     };
-    let root = args.root_prefix.as_deref();
     let mount_dir = config::under_root(root, Path::new(&cfg.mount_path));
     if let Some(Command::Probe) = args.command {
         return match probe::probe(&mount_dir) {
@@ -35,11 +38,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let mut settings = Settings::new(
-        &cfg,
-        mount_dir,
-        config::under_root(root, &args.termination_log),
-    );
+    let mut settings = Settings::new(&cfg, mount_dir, termination_log);
     settings.once = args.once;
     if let Some(ms) = args.refresh_override_ms {
         tracing::warn!(
@@ -61,7 +60,16 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        let fetcher = Unwired;
+        let clients = match aws::clients(&cfg).await {
+            Ok(c) => c,
+            Err(e) => {
+                // No identity or region: nothing can be fetched, say why where the kubelet looks.
+                tracing::error!(error = %e, "cannot set up the AWS clients");
+                let _ = termination::write(&settings.termination_log, &format!("{e}\n"));
+                return ExitCode::from(Exit::Failed.code());
+            }
+        };
+        let fetcher = AwsFetcher::new(clients);
         ExitCode::from(run(&cfg, &fetcher, &settings, shutdown).await.code())
     })
 }
@@ -93,29 +101,5 @@ fn init_logs(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(false).init(),
-    }
-}
-
-/// Stand-in until the AWS fetcher is wired: every secret fails permanently.
-#[derive(Debug)]
-struct Unwired;
-
-impl Fetch for Unwired {
-    async fn fetch(&self, specs: &[SecretSpec]) -> FetchOutcome {
-        FetchOutcome {
-            values: Vec::new(),
-            failures: specs
-                .iter()
-                .enumerate()
-                .map(|(index, s)| FetchFailure {
-                    index,
-                    secret: s.source.to_string(),
-                    code: "NotImplemented".into(),
-                    message: "this agent build has no AWS fetcher".into(),
-                    hint: None,
-                    transient: false,
-                })
-                .collect(),
-        }
     }
 }
