@@ -328,6 +328,22 @@ expect_fail_run() {
 echo "== chart: $chart (helm $("$helm" version --template '{{.Version}}'))"
 check "yamllint values.yaml and Chart.yaml" "$bin/yamllint" -s -c .yamllint.yaml "$chart/values.yaml" "$chart/Chart.yaml"
 check "values.schema.json is JSON" py -c 'import json,sys; json.load(open(sys.argv[1]))' "$chart/values.schema.json"
+# Every value (or a parent documented as a whole) has a row in the README's table.
+check "every value is documented in $chart/README.md" py - "$chart/values.yaml" "$chart/README.md" <<'PY'
+import sys, yaml
+values, readme = yaml.safe_load(open(sys.argv[1])), open(sys.argv[2]).read()
+def leaves(d, prefix=""):
+    for k, v in d.items():
+        path = prefix + k
+        if isinstance(v, dict) and v:
+            yield from leaves(v, path + ".")
+        else:
+            yield path
+missing = [p for p in leaves(values)
+           if not any(f"| `{'.'.join(p.split('.')[:i])}` |" in readme for i in range(1, p.count(".") + 2))]
+if missing:
+    sys.exit("undocumented values: " + ", ".join(missing))
+PY
 
 scenario "cert-manager (default)" "" "--mode cert-manager --kind Certificate --kind Issuer --absent-kind NetworkPolicy --absent-kind ServiceMonitor"
 scenario "cert-manager, external ClusterIssuer" \
