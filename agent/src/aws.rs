@@ -251,6 +251,11 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
     let identity = identity(env, cfg.allow_node_role)?;
     let region = primary_region(cfg, env)?;
     let http = http_client(env)?;
+    // Credentials providers need the HTTP client too: the SDK has no default one here.
+    let provider_cfg = aws_config::provider_config::ProviderConfig::without_region()
+        .with_http_client(http.clone())
+        .with_sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+        .with_region(Some(Region::new(region.clone())));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.clone()))
         .http_client(http)
@@ -284,12 +289,15 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
         }),
         Identity::PodIdentity => SharedCredentialsProvider::new(
             aws_config::ecs::EcsCredentialsProvider::builder()
+                .configure(&provider_cfg)
                 .connect_timeout(CONNECT_TIMEOUT)
                 .read_timeout(ATTEMPT_TIMEOUT)
                 .build(),
         ),
         Identity::NodeRole => SharedCredentialsProvider::new(
-            aws_config::imds::credentials::ImdsCredentialsProvider::builder().build(),
+            aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                .configure(&provider_cfg)
+                .build(),
         ),
     };
     let creds = match &cfg.role_arn {

@@ -1,8 +1,8 @@
 //! A loopback HTTP proxy between the agent and moto: counts calls per AWS
 //! action and injects faults (error bodies, slowness, connection resets).
 
-// Test support: a broken proxy should fail the test loudly.
-#![allow(clippy::unwrap_used)]
+// Test support: a broken proxy should fail the test loudly; each test binary uses part of it.
+#![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
