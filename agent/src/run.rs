@@ -205,7 +205,10 @@ async fn first_write<F: Fetch>(
     let mut backoff = s.backoff_initial;
     for attempt in 1u32.. {
         let started = Instant::now();
-        let remaining = deadline.saturating_duration_since(started);
+        // At least one real attempt, even with a zero startup timeout.
+        let remaining = deadline
+            .saturating_duration_since(started)
+            .max(Duration::from_secs(1));
         let outcome = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return First::Interrupted,
@@ -374,7 +377,12 @@ async fn sidecar<F: Fetch>(
                     "round"
                 );
                 if changed {
-                    on_change(cfg).await;
+                    // A slow on-change target must not delay shutdown.
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.cancelled() => break,
+                        _ = on_change(cfg) => {}
+                    }
                 }
             }
             Err(e) => {

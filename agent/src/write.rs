@@ -8,6 +8,9 @@
 //! db.json -> ..data/db.json                   one symlink per visible top-level name
 //! ```
 //! A reader opening `mount/x` resolves `..data` once, so it sees one complete set.
+//! Unlike the kubelet, a replaced set is deleted only [`REPLACED_GRACE`] after
+//! its replacement, so a reader that resolved `..data` just before a swap
+//! never finds its file gone mid-lookup.
 //!
 //! Ownership: with an owner in the config the agent tries `chown(uid, gid)`;
 //! when not permitted (EPERM, the agent is not root) it tries `chgrp(gid)`
@@ -19,7 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrets_injector_shared::Owner;
 
@@ -29,6 +33,9 @@ use crate::split::OutFile;
 /// The `..data` symlink that points at the current set.
 pub const DATA_DIR: &str = "..data";
 const DATA_TMP: &str = "..data_tmp";
+/// A replaced set is kept this long, so a reader that resolved `..data` just
+/// before the swap still finds its files (kubelet deletes it at once).
+pub const REPLACED_GRACE: Duration = Duration::from_secs(2);
 
 fn werr(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Write {
@@ -129,8 +136,8 @@ fn is_our_link(mount: &Path, name: &str) -> bool {
 }
 
 fn hidden_dir_name() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     format!(
         "..{}.{:09}_{:08x}",
@@ -206,6 +213,16 @@ fn fill(dir: &Path, files: &[OutFile], owner: Option<Owner>) -> Result<(), Error
 /// anything changed (paths, modes or contents); an unchanged set is not rewritten.
 /// On an error before the `..data` swap, the previous set is left untouched.
 pub fn write_atomic(mount: &Path, files: &[OutFile], owner: Option<Owner>) -> Result<bool, Error> {
+    write_atomic_with_grace(mount, files, owner, REPLACED_GRACE)
+}
+
+/// [`write_atomic`] with an explicit grace period for replaced sets (tests use zero).
+pub fn write_atomic_with_grace(
+    mount: &Path,
+    files: &[OutFile],
+    owner: Option<Owner>,
+    grace: Duration,
+) -> Result<bool, Error> {
     check_paths(files)?;
     if unchanged(mount, files) {
         return Ok(false);
@@ -222,7 +239,6 @@ pub fn write_atomic(mount: &Path, files: &[OutFile], owner: Option<Owner>) -> Re
             ));
         }
     }
-    let old = fs::read_link(mount.join(DATA_DIR)).ok();
     let name = hidden_dir_name();
     let new_dir = mount.join(&name);
     let tmp = mount.join(DATA_TMP);
@@ -249,29 +265,30 @@ pub fn write_atomic(mount: &Path, files: &[OutFile], owner: Option<Owner>) -> Re
             std::os::unix::fs::symlink(Path::new(DATA_DIR).join(n), &p).map_err(|e| werr(&p, e))?;
         }
     }
-    remove_stale(mount, &names, &name, old)?;
+    remove_stale(mount, &names, &name, grace)?;
     sync_dir(mount)?;
     Ok(true)
 }
 
-/// Remove visible symlinks of names no longer configured, the previous hidden
-/// directory and any hidden directories an interrupted run left behind.
+/// Remove visible symlinks of names no longer configured, and hidden sets
+/// replaced more than `grace` ago (plus leftovers of interrupted runs).
 fn remove_stale(
     mount: &Path,
     names: &BTreeSet<String>,
     current: &str,
-    old: Option<PathBuf>,
+    grace: Duration,
 ) -> Result<(), Error> {
+    let mut sets = Vec::new();
     let entries = fs::read_dir(mount).map_err(|e| werr(mount, e))?;
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if file_name.starts_with("..") {
-            let stale_dir = file_name != DATA_DIR
+            if file_name != DATA_DIR
                 && file_name != current
-                && entry.file_type().is_ok_and(|t| t.is_dir());
-            if stale_dir {
-                fs::remove_dir_all(&path).map_err(|e| werr(&path, e))?;
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+            {
+                sets.push(file_name);
             }
         } else if !names.contains(&file_name)
             && fs::read_link(&path).is_ok_and(|t| t.starts_with(DATA_DIR))
@@ -279,16 +296,28 @@ fn remove_stale(
             fs::remove_file(&path).map_err(|e| werr(&path, e))?;
         }
     }
-    // Only a sibling hidden dir is ours to delete, whatever `..data` pointed at.
-    if let Some(old) = old
-        && old != Path::new(current)
-        && old.components().count() == 1
-        && old.to_string_lossy().starts_with("..")
-    {
-        let p = mount.join(old);
-        if p.exists() {
+    let now = SystemTime::now();
+    let mut times: Vec<SystemTime> = sets.iter().filter_map(|n| set_time(n)).collect();
+    times.extend(set_time(current));
+    times.sort();
+    for name in sets {
+        // A set was replaced when its successor was made; unparsable names are leftovers.
+        let replaced_at = set_time(&name).and_then(|ts| times.iter().find(|t| **t > ts).copied());
+        let expired =
+            replaced_at.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= grace);
+        if expired {
+            let p = mount.join(&name);
             fs::remove_dir_all(&p).map_err(|e| werr(&p, e))?;
         }
     }
     Ok(())
+}
+
+/// Creation time encoded in a hidden set's name (`..<secs>.<nanos>_<random>`).
+fn set_time(name: &str) -> Option<SystemTime> {
+    let rest = name.strip_prefix("..")?;
+    let (ts, _) = rest.split_once('_')?;
+    let (secs, nanos) = ts.split_once('.')?;
+    let d = Duration::new(secs.parse().ok()?, nanos.parse().ok()?);
+    UNIX_EPOCH.checked_add(d)
 }

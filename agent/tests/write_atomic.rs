@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use secrets_injector_agent::split::OutFile;
-use secrets_injector_agent::write::{DATA_DIR, write_atomic};
+use std::time::Duration;
+
+use secrets_injector_agent::write::{DATA_DIR, write_atomic, write_atomic_with_grace};
 use secrets_injector_shared::Owner;
 
 fn f(path: &str, contents: &str, mode: u32) -> OutFile {
@@ -117,7 +119,13 @@ fn removes_names_no_longer_configured() {
         None,
     )
     .unwrap();
-    write_atomic(m, &[f("a", "A2", 0o440), f("new", "N", 0o440)], None).unwrap();
+    write_atomic_with_grace(
+        m,
+        &[f("a", "A2", 0o440), f("new", "N", 0o440)],
+        None,
+        Duration::ZERO,
+    )
+    .unwrap();
     let mut names: Vec<_> = std::fs::read_dir(m)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -127,6 +135,25 @@ fn removes_names_no_longer_configured() {
     assert_eq!(names, ["a", "new"]);
     assert_eq!(read(m, "a"), "A2");
     assert_eq!(hidden_dirs(m).len(), 1, "old hidden dir removed");
+}
+
+#[test]
+fn replaced_set_is_kept_for_the_grace_period_then_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path();
+    write_atomic(m, &[f("a", "A1", 0o440)], None).unwrap();
+    let first = std::fs::read_link(m.join(DATA_DIR)).unwrap();
+    let hour = Duration::from_secs(3600);
+    write_atomic_with_grace(m, &[f("a", "A2", 0o440)], None, hour).unwrap();
+    assert!(
+        m.join(&first).join("a").exists(),
+        "replaced set still readable"
+    );
+    assert_eq!(hidden_dirs(m).len(), 2);
+    write_atomic_with_grace(m, &[f("a", "A3", 0o440)], None, Duration::ZERO).unwrap();
+    let live = std::fs::read_link(m.join(DATA_DIR)).unwrap();
+    assert_eq!(hidden_dirs(m), [live.to_string_lossy().into_owned()]);
+    assert_eq!(read(m, "a"), "A3");
 }
 
 #[test]
@@ -240,5 +267,16 @@ fn concurrent_reader_always_sees_a_complete_consistent_set() {
     let (consistent, _raced) = reader.join().expect("reader saw a torn or missing file");
     assert!(consistent > 0, "the reader never completed a read");
     assert_eq!(parse_gen(&read(&m, "a")), 300);
-    assert_eq!(hidden_dirs(&m).len(), 1);
+    write_atomic_with_grace(
+        &m,
+        &[gen_file("a", 301), gen_file("b", 301)],
+        None,
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert_eq!(
+        hidden_dirs(&m).len(),
+        1,
+        "replaced sets removed after the grace"
+    );
 }
