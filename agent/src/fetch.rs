@@ -328,7 +328,13 @@ impl AwsFetcher {
                 };
                 Err(local(code, format!("parameter {sel} not found")))
             } else {
-                match out.parameters().iter().find(|p| parameter_matches(p, k)) {
+                // Moto omits the selector of pinned answers; the unpinned one is the newest.
+                let found = out
+                    .parameters()
+                    .iter()
+                    .filter(|p| parameter_matches(p, k))
+                    .max_by_key(|p| if k.pinned() { 0 } else { p.version() });
+                match found {
                     Some(p) => p
                         .value()
                         .map(|v| Value::Text(v.to_string()))
