@@ -395,6 +395,90 @@ expect_fail "schema: timeoutSeconds above 10" "at '/webhook/timeoutSeconds'" --s
 expect_fail "schema: misspelt top-level key" "additional properties 'replicas' not allowed" --set replicas=3
 expect_fail "agent.extraEnv value with a comma" "contains a comma" --set-string "agent.extraEnv.NO_PROXY=a\,b"
 
+echo "== the chart's command line against the real webhook binary"
+# Starts `secrets-injector-webhook serve` with the Deployment's rendered args and env (only the
+# listen addresses and certificate paths swapped for loopback ones), then sends an AdmissionReview
+# over verified HTTPS and checks the agent env (FIPS, VPC endpoints, private CA) in the patch.
+webhook_bin="${SECRETS_INJECTOR_WEBHOOK_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/secrets-injector-webhook}"
+if [ ! -x "$webhook_bin" ]; then
+  echo "building $webhook_bin (cargo build -p secrets-injector-webhook)" >&2
+  cargo build -q -p secrets-injector-webhook >&2 || true
+fi
+check "webhook binary runs the rendered Deployment's command line and injects the chart's agent env" \
+  py - "$webhook_bin" "$work/networkPolicy + serviceMonitor + FIPS, VPC endpoints, private CA.yaml" "$work/ca.pem" examples/pod.yaml <<'PY'
+import base64, json, os, socket, ssl, subprocess, sys, tempfile, time, urllib.request
+import jsonpatch, yaml
+binary, rendered, ca_pem_file, pod_file = sys.argv[1:5]
+if not os.access(binary, os.X_OK):
+    sys.exit(f"{binary} is missing: cargo build -p secrets-injector-webhook (or set SECRETS_INJECTOR_WEBHOOK_BIN)")
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+dep = next(d for d in docs if d["kind"] == "Deployment")
+c = dep["spec"]["template"]["spec"]["containers"][0]
+cm = next(d for d in docs if d["kind"] == "ConfigMap")
+# What the kubelet does: resolve configMapKeyRef env, then expand $(VAR) in args.
+env = {}
+for e in c.get("env", []):
+    ref = e.get("valueFrom", {}).get("configMapKeyRef")
+    env[e["name"]] = cm["data"][ref["key"]] if ref else e["value"]
+args = []
+for a in c["args"]:
+    for k, v in env.items():
+        a = a.replace(f"$({k})", v)
+    args.append(a)
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+tmp = tempfile.mkdtemp()
+subprocess.run([binary, "certs", "--out-dir", tmp, "--dns-name", "localhost"], check=True, capture_output=True)
+https, health = free_port(), free_port()
+local_flags = {"--listen": f"127.0.0.1:{https}", "--health-listen": f"127.0.0.1:{health}",
+               "--tls-cert-file": f"{tmp}/tls.crt", "--tls-key-file": f"{tmp}/tls.key"}
+for flag in local_flags:
+    assert sum(a.startswith(flag + "=") for a in args) == 1, f"{flag} not rendered exactly once"
+cmd = [binary] + [f"{a.split('=', 1)[0]}={local_flags[a.split('=', 1)[0]]}" if a.split("=", 1)[0] in local_flags else a for a in args]
+log = open(os.path.join(tmp, "webhook.log"), "w+")
+proc = subprocess.Popen(cmd, stdout=log, stderr=log, env={**os.environ, **env})
+try:
+    for _ in range(300):  # bounded wait (up to ~60 s on a busy machine)
+        if proc.poll() is not None:
+            log.seek(0)
+            sys.exit(f"webhook exited with {proc.returncode} on the chart's args:\n{log.read()}")
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=2).status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    else:
+        sys.exit("webhook never became ready")
+    pod = yaml.safe_load(open(pod_file))
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "chart-check", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": pod["metadata"].get("namespace", "default"), "operation": "CREATE",
+        "userInfo": {"username": "check-chart"}, "object": pod, "dryRun": False}}
+    ctx = ssl.create_default_context(cafile=f"{tmp}/ca.crt")
+    req = urllib.request.Request(f"https://localhost:{https}/mutate", data=json.dumps(review).encode(),
+                                 headers={"Content-Type": "application/json"})
+    resp = json.load(urllib.request.urlopen(req, context=ctx, timeout=30))["response"]
+    assert resp["uid"] == "chart-check" and resp["allowed"], resp.get("status")
+    patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(resp["patch"])))
+    agent = patched["spec"]["initContainers"][0]
+    got = {e["name"]: e.get("value") for e in agent.get("env", [])}
+    want = {k: v for k, v in (a.split("=", 1)[1].split("=", 1) for a in args if a.startswith("--agent-env="))}
+    missing = {k for k, v in want.items() if got.get(k) != v}
+    assert not missing, f"agent env lacks {sorted(missing)}"
+    assert got["SECRETS_INJECTOR_CA_BUNDLE"].strip() == open(ca_pem_file).read().strip(), "CA bundle PEM changed on the way"
+    assert got["AWS_USE_FIPS_ENDPOINT"] == "true"
+    image = next(a.split("=", 1)[1] for a in args if a.startswith("--agent-image="))
+    assert agent["image"] == image, agent["image"]
+    print(f"agent {agent['name']}: image {image}, env {sorted(want)}")
+finally:
+    proc.terminate()
+    proc.wait(timeout=60)
+PY
+
 echo "== manifests"
 check "manifests/secrets-injector.yaml matches the chart (rerun scripts/render-manifests.sh)" \
   sh -c "scripts/render-manifests.sh '$work/manifests.yaml' && diff -u manifests/secrets-injector.yaml '$work/manifests.yaml'"
@@ -405,6 +489,22 @@ for v in "${kube_versions[@]}"; do
   check "manifests: kubernetes-validate --strict $v" validate "$work/manifests.builtins.yaml" "$v" "$(cat "$work/manifests.count")"
 done
 check "manifests: yamllint" "$bin/yamllint" -s -c .yamllint.yaml manifests/
+
+echo "== docs"
+check "docs/iam-policy.json: the agent's actions, BatchGetSecretValue alone on *, kms:ViaService" py - docs/iam-policy.json <<'PY'
+import json, sys
+stmts = json.load(open(sys.argv[1]))["Statement"]
+by_action = {}
+for st in stmts:
+    assert st["Effect"] == "Allow"
+    for a in [st["Action"]] if isinstance(st["Action"], str) else st["Action"]:
+        by_action[a] = st
+want = {"secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue", "ssm:GetParameters", "kms:Decrypt"}
+assert set(by_action) == want, f"actions {sorted(by_action)} != {sorted(want)}"
+assert by_action["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"
+assert "*" not in json.dumps(by_action["secretsmanager:GetSecretValue"]["Resource"]).replace("/*", ""), "GetSecretValue on *"
+assert "kms:ViaService" in by_action["kms:Decrypt"]["Condition"]["StringEquals"]
+PY
 
 echo "== images"
 check "hadolint Dockerfile.webhook" "$bin/hadolint" Dockerfile.webhook
