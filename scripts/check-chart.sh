@@ -4,8 +4,10 @@
 #   few value combinations; every built-in object through kubernetes-validate --strict for
 #   Kubernetes 1.29.0 and 1.33.0; CRD objects (cert-manager, ServiceMonitor) checked for shape;
 #   the contract of each render (webhook entries, selectors, hardening, certificates); yamllint;
-#   hadolint; the manifests drift check; negative checks (required values, schema enums).
-# Tools come from scripts/install-test-tools.sh (target/tools/bin). Prints "chart checks: N passed, M failed".
+#   hadolint; the manifests drift check; negative checks (required values, schema enums); the real
+#   webhook binary started with the rendered command line and sent an AdmissionReview; docs/iam-policy.json.
+# Tools come from scripts/install-test-tools.sh (target/tools/bin); the webhook binary from
+# $CARGO_TARGET_DIR/debug (built if missing). Prints "chart checks: N passed, M failed".
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
