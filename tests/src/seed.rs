@@ -79,10 +79,32 @@ fn render_expect(text: &str, value: Option<&Value>, format: Format) -> Expect {
     }
 }
 
+/// Python that redefines `client()` to act in the account of `role_arn` (moto
+/// keeps one store per account, and an IRSA pod reads in its role's account).
+pub fn as_role(moto: &Moto, role_arn: Option<&str>) -> String {
+    let Some(role) = role_arn else {
+        return String::new();
+    };
+    format!(
+        "_c = client('sts').assume_role_with_web_identity(RoleArn={role:?}, RoleSessionName='seed', \
+         WebIdentityToken='seed-token')['Credentials']\n\
+         def client(s, region='us-east-1'):\n    \
+         return boto3.client(s, region_name=region, endpoint_url='{}', aws_access_key_id=_c['AccessKeyId'], \
+         aws_secret_access_key=_c['SecretAccessKey'], aws_session_token=_c['SessionToken'])\n",
+        moto.endpoint()
+    )
+}
+
 /// Seed every secret of `cfg` (Secrets Manager names as JSON, SSM parameters as
-/// SecureString) in its effective region and return what the files must hold.
-pub fn seed(moto: &Moto, cfg: &AgentConfig, pod_region: &str) -> Vec<Seeded> {
-    let mut code = String::new();
+/// SecureString) in its effective region — in the account of `role_arn` when
+/// the pod uses IRSA — and return what the files must hold.
+pub fn seed(
+    moto: &Moto,
+    cfg: &AgentConfig,
+    pod_region: &str,
+    role_arn: Option<&str>,
+) -> Vec<Seeded> {
+    let mut code = as_role(moto, role_arn);
     let mut out = Vec::new();
     for (i, spec) in cfg.secrets.iter().enumerate() {
         let region = spec

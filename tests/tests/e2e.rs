@@ -79,6 +79,15 @@ fn agent_config(mutated: &Value) -> AgentConfig {
     AgentConfig::from_json(&json).expect("config parses")
 }
 
+/// `AWS_ROLE_ARN` the webhook copied into the agent (IRSA), if any.
+fn role_arn(mutated: &Value) -> Option<String> {
+    let agent = agent_container(mutated)?;
+    secrets_injector_tests::pods::container_env(agent)
+        .into_iter()
+        .find(|(k, _)| k == "AWS_ROLE_ARN")
+        .map(|(_, v)| v)
+}
+
 fn pod_region(mutated: &Value) -> String {
     let agent = agent_container(mutated).expect("agent injected");
     secrets_injector_tests::pods::container_env(agent)
@@ -152,7 +161,12 @@ fn irsa_init_pod_gets_its_files() {
         "IRSA env copied into the agent"
     );
     let moto = Moto::start();
-    let seeded = seed(&moto, &agent_config(&mutated), &pod_region(&mutated));
+    let seeded = seed(
+        &moto,
+        &agent_config(&mutated),
+        &pod_region(&mutated),
+        role_arn(&mutated).as_deref(),
+    );
     let root = tempfile::tempdir().unwrap();
     let launch = AgentLaunch::from_container(agent, root.path(), &moto, None);
     let out = launch.run(Duration::from_secs(60));
@@ -186,7 +200,12 @@ fn pod_identity_workload_gets_its_files() {
         "Pod Identity env copied into the agent"
     );
     let moto = Moto::start();
-    let seeded = seed(&moto, &agent_config(&mutated), &pod_region(&mutated));
+    let seeded = seed(
+        &moto,
+        &agent_config(&mutated),
+        &pod_region(&mutated),
+        role_arn(&mutated).as_deref(),
+    );
     let creds =
         CredentialsServer::start(POD_IDENTITY_TOKEN, "AKIDPODIDENTITY", "pod-identity-secret");
     let root = tempfile::tempdir().unwrap();
@@ -226,7 +245,12 @@ fn sidecar_pod_sees_rotation() {
     );
     let cfg = agent_config(&mutated);
     let moto = Moto::start();
-    let seeded = seed(&moto, &cfg, &pod_region(&mutated));
+    let seeded = seed(
+        &moto,
+        &cfg,
+        &pod_region(&mutated),
+        role_arn(&mutated).as_deref(),
+    );
     let root = tempfile::tempdir().unwrap();
     let creds =
         CredentialsServer::start(POD_IDENTITY_TOKEN, "AKIDPODIDENTITY", "pod-identity-secret");
@@ -259,7 +283,8 @@ fn sidecar_pod_sees_rotation() {
     let rotated =
         format!("{{\"username\":\"rotated\",\"password\":\"pw-rotated-{CANARY}\",\"host\":\"h\"}}");
     moto.boto3(&format!(
-        "client('secretsmanager', {:?}).put_secret_value(SecretId={:?}, SecretString={rotated:?})",
+        "{}client('secretsmanager', {:?}).put_secret_value(SecretId={:?}, SecretString={rotated:?})",
+        secrets_injector_tests::seed::as_role(&moto, role_arn(&mutated).as_deref()),
         target.region,
         target.source.id()
     ));

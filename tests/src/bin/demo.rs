@@ -53,14 +53,11 @@ fn main() {
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| "us-east-1".into());
     println!("3. seeding the emulator with a value for each secret …");
-    seed(
-        &moto,
-        &AgentConfig {
-            mode: secrets_injector_shared::Mode::Init,
-            ..cfg.clone()
-        },
-        &region,
-    );
+    let role = env
+        .iter()
+        .find(|(k, _)| k == "AWS_ROLE_ARN")
+        .map(|(_, v)| v.as_str());
+    seed(&moto, &cfg, &region, role);
     let root = tempfile::tempdir().unwrap();
     let launch = AgentLaunch::from_container(agent, root.path(), &moto, None);
     println!(
