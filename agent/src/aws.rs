@@ -214,6 +214,31 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// Clients built elsewhere (e.g. `aws-smithy-mocks`), used for `region` and the failover region.
+    pub fn from_parts(
+        region: &str,
+        failover_region: Option<&str>,
+        sm: aws_sdk_secretsmanager::Client,
+        ssm: aws_sdk_ssm::Client,
+    ) -> Clients {
+        let regions = std::iter::once(region).chain(failover_region);
+        Clients {
+            sdk: SdkConfig::builder().build(),
+            region: region.to_string(),
+            failover_region: failover_region.map(str::to_string),
+            identity: Identity::Static,
+            sm: Arc::new(Mutex::new(
+                regions
+                    .clone()
+                    .map(|r| (r.to_string(), sm.clone()))
+                    .collect(),
+            )),
+            ssm: Arc::new(Mutex::new(
+                regions.map(|r| (r.to_string(), ssm.clone())).collect(),
+            )),
+        }
+    }
+
     pub fn secrets_manager(&self, region: &str) -> aws_sdk_secretsmanager::Client {
         let mut map = self.sm.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
