@@ -54,12 +54,13 @@ where
     match err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
-            let code = se
-                .err()
-                .code()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("HTTP{status}"));
-            let message = se.err().message().unwrap_or_default().to_string();
+            let (code, message) = match se.err().code() {
+                Some(code) => (
+                    code.to_string(),
+                    se.err().message().unwrap_or_default().to_string(),
+                ),
+                None => uncoded(status, se.raw().body().bytes().unwrap_or_default()),
+            };
             Classified {
                 transient: is_transient(&code, Some(status)),
                 failover: status >= 500,
@@ -98,6 +99,41 @@ where
             transient: false,
             failover: false,
         },
+    }
+}
+
+/// An error answer the SDK could not decode (no `__type`/`x-amzn-errortype`):
+/// a query-protocol XML body (some emulators and gateways answer JSON APIs
+/// that way) still carries `<Code>` and `<Message>`; otherwise the HTTP
+/// status is all there is, and 401/403 mean the identity was refused.
+pub fn uncoded(status: u16, body: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(body);
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + len].trim().to_string())
+    };
+    if let Some(code) = element("Code").filter(|c| !c.is_empty() && c.len() <= 128) {
+        let mut message = element("Message").unwrap_or_default();
+        if message.len() > 512 {
+            let mut end = 512;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        return (code, message);
+    }
+    match status {
+        401 | 403 => (
+            "AccessDenied".into(),
+            format!("HTTP {status} without an AWS error code (from AWS or a proxy in between)"),
+        ),
+        _ => (
+            format!("HTTP{status}"),
+            format!("HTTP {status} without an AWS error code"),
+        ),
     }
 }
 
@@ -200,6 +236,27 @@ mod tests {
             assert!(!is_transient(c, Some(400)), "{c}");
         }
         assert!(is_transient("Whatever", Some(503)));
+    }
+
+    #[test]
+    fn undecoded_error_bodies_still_name_the_error() {
+        let xml = br#"<?xml version="1.0"?><ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::1:user/u is not authorized to perform: secretsmanager:GetSecretValue</Message></Error></Errors></ErrorResponse>"#;
+        let (code, message) = uncoded(403, xml);
+        assert_eq!(code, "AccessDenied");
+        assert!(message.contains("not authorized"), "{message}");
+
+        let (code, message) = uncoded(403, b"<html>Forbidden by proxy</html>");
+        assert_eq!(code, "AccessDenied");
+        assert!(message.contains("HTTP 403"), "{message}");
+
+        let (code, message) = uncoded(418, b"");
+        assert_eq!(code, "HTTP418");
+        assert!(message.contains("418"), "{message}");
+
+        let long = format!("<Code>X</Code><Message>{}</Message>", "é".repeat(600));
+        let (code, message) = uncoded(400, long.as_bytes());
+        assert_eq!(code, "X");
+        assert!(message.len() <= 512);
     }
 
     #[test]

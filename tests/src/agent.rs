@@ -35,16 +35,28 @@ pub struct CredentialsServer {
 
 impl CredentialsServer {
     pub fn start(token: &str, access_key: &str, secret_key: &str) -> CredentialsServer {
+        Self::start_with_session(token, access_key, secret_key, "e2e-session")
+    }
+
+    /// Like [`CredentialsServer::start`], handing out `session_token` too
+    /// (an emulator that checks it needs the one its STS issued).
+    pub fn start_with_session(
+        token: &str,
+        access_key: &str,
+        secret_key: &str,
+        session_token: &str,
+    ) -> CredentialsServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let calls = Arc::new(AtomicUsize::new(0));
         let rejected = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, r, s) = (calls.clone(), rejected.clone(), stop.clone());
-        let (token, ak, sk) = (
+        let (token, ak, sk, st) = (
             token.to_string(),
             access_key.to_string(),
             secret_key.to_string(),
+            session_token.to_string(),
         );
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -71,7 +83,7 @@ impl CredentialsServer {
                     (
                         200,
                         format!(
-                            r#"{{"AccessKeyId":"{ak}","SecretAccessKey":"{sk}","Token":"e2e-session","Expiration":"{exp}"}}"#
+                            r#"{{"AccessKeyId":"{ak}","SecretAccessKey":"{sk}","Token":"{st}","Expiration":"{exp}"}}"#
                         ),
                     )
                 } else {

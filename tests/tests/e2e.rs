@@ -326,17 +326,24 @@ fn access_denied_and_missing_secret_explain_themselves() {
     let mutated = inject(&wh, &pod);
     let agent = agent_container(&mutated).unwrap();
 
-    // First three calls unauthenticated: create the denied user and its key.
+    // First three calls unauthenticated: a role that may only read SSM, and
+    // a session of it (Pod Identity hands out role sessions).
     let moto = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
     let keys = moto.boto3(
         "iam = client('iam')\n\
-         iam.create_user(UserName='no-secrets')\n\
-         iam.put_user_policy(UserName='no-secrets', PolicyName='ssm-only', PolicyDocument=json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 'ssm:GetParameters', 'Resource': '*'}]}))\n\
-         k = iam.create_access_key(UserName='no-secrets')['AccessKey']\n\
-         print(k['AccessKeyId'], k['SecretAccessKey'])\n",
+         trust = {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Principal': {'Service': 'pods.eks.amazonaws.com'}, 'Action': ['sts:AssumeRole', 'sts:TagSession']}]}\n\
+         iam.create_role(RoleName='no-secrets', AssumeRolePolicyDocument=json.dumps(trust))\n\
+         iam.put_role_policy(RoleName='no-secrets', PolicyName='ssm-only', PolicyDocument=json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 'ssm:GetParameters', 'Resource': '*'}]}))\n\
+         c = client('sts').assume_role(RoleArn='arn:aws:iam::123456789012:role/no-secrets', RoleSessionName='pod')['Credentials']\n\
+         print(c['AccessKeyId'], c['SecretAccessKey'], c['SessionToken'])\n",
     );
-    let (ak, sk) = keys.trim().split_once(' ').unwrap();
-    let creds = CredentialsServer::start(POD_IDENTITY_TOKEN, ak, sk);
+    let mut keys = keys.split_whitespace();
+    let (ak, sk, st) = (
+        keys.next().unwrap(),
+        keys.next().unwrap(),
+        keys.next().unwrap(),
+    );
+    let creds = CredentialsServer::start_with_session(POD_IDENTITY_TOKEN, ak, sk, st);
     let root = tempfile::tempdir().unwrap();
     let launch = AgentLaunch::from_container(agent, root.path(), &moto, Some(&creds));
     let out = launch.run(Duration::from_secs(90));
