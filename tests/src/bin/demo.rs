@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use secrets_injector_shared::AgentConfig;
-use secrets_injector_tests::agent::AgentLaunch;
+use secrets_injector_shared::{AgentConfig, Mode};
+use secrets_injector_tests::agent::{AgentLaunch, CredentialsServer, POD_IDENTITY_TOKEN};
 use secrets_injector_tests::pods::{
     admission_review, agent_container, apply_response, container_env, load_yaml,
 };
@@ -59,9 +59,29 @@ fn main() {
         .map(|(_, v)| v.as_str());
     seed(&moto, &cfg, &region, role);
     let root = tempfile::tempdir().unwrap();
-    let launch = AgentLaunch::from_container(agent, root.path(), &moto, None);
+    // A Pod Identity pod gets a loopback stand-in for the EKS Pod Identity
+    // agent, handing out keys the emulator accepts.
+    let pod_identity = env
+        .iter()
+        .any(|(k, _)| k == "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    let creds = pod_identity
+        .then(|| CredentialsServer::start(POD_IDENTITY_TOKEN, "AKIDDEMO", "demo-secret"));
+    let mut launch = AgentLaunch::from_container(agent, root.path(), &moto, creds.as_ref());
+    if cfg.mode == Mode::Sidecar {
+        // In a pod the sidecar keeps refreshing; the demo stops after the first write.
+        launch
+            .env
+            .push(("SECRETS_INJECTOR_ONCE".into(), "true".into()));
+    }
     println!(
-        "4. running the agent with exactly its container's env (IRSA via the emulator's STS) …"
+        "4. running the agent with exactly its container's env ({}) …",
+        if pod_identity {
+            "EKS Pod Identity via a loopback credentials endpoint"
+        } else if role.is_some() {
+            "IRSA via the emulator's STS"
+        } else {
+            "the emulator's keys"
+        }
     );
     let out = launch.run(Duration::from_secs(60));
     if !out.status.success() {
