@@ -15,6 +15,7 @@ use secrets_injector_shared::{
     AgentConfig, Format, JmesPathEntry, Mode, OnChange, SecretRef, SecretSpec,
 };
 use secrets_injector_tests::Moto;
+use secrets_injector_tests::agent::finish_within;
 
 const CANARY: &str = "CANARY-bin-3c8e";
 const BIN: &[u8] = &[0, 1, 2, 200, 255, b'\n'];
@@ -82,16 +83,8 @@ impl Agent {
     }
 
     fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
-        let mut child = self.command(args, extra).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("agent did not exit within 90 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child.wait_with_output().unwrap()
+        let child = self.command(args, extra).spawn().unwrap();
+        finish_within(child, Duration::from_secs(90))
     }
 }
 

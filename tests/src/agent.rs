@@ -214,21 +214,13 @@ impl AgentLaunch {
 
     /// Run to completion (init mode), killing it after `timeout`.
     pub fn run(&self, timeout: Duration) -> Output {
-        let mut child = self
+        let child = self
             .command(&[])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start secrets-injector-agent");
-        let deadline = Instant::now() + timeout;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("agent did not exit within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child.wait_with_output().unwrap()
+        finish_within(child, timeout)
     }
 
     /// Start in the background (sidecar mode); the caller stops it.
@@ -239,6 +231,19 @@ impl AgentLaunch {
             .spawn()
             .expect("start secrets-injector-agent")
     }
+}
+
+/// Wait for a child with piped output, killing it (and failing) after `timeout`.
+pub fn finish_within(mut child: Child, timeout: Duration) -> Output {
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("agent did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// Read all of a finished child's output.

@@ -313,8 +313,8 @@ fn nix_terminate(child: &std::process::Child) {
         .status();
 }
 
-/// Moto enforcing IAM: the pod's identity (a user without Secrets Manager
-/// permissions, handed out by the Pod Identity endpoint) is denied.
+/// Moto enforcing IAM: the pod's identity (a role session without Secrets
+/// Manager permissions, handed out by the Pod Identity endpoint) is denied.
 #[test]
 fn access_denied_and_missing_secret_explain_themselves() {
     let wh = WebhookProcess::start(AGENT_IMAGE, &[]);
@@ -344,14 +344,12 @@ fn access_denied_and_missing_secret_explain_themselves() {
         keys.next().unwrap(),
     );
     let creds = CredentialsServer::start_with_session(POD_IDENTITY_TOKEN, ak, sk, st);
-    let root = tempfile::tempdir().unwrap();
-    let launch = AgentLaunch::from_container(agent, root.path(), &moto, Some(&creds));
-    let out = launch.run(Duration::from_secs(90));
-    assert!(
-        !out.status.success(),
-        "an identity without permissions must fail the init container"
+    let (msg, stderr) = failing_init(
+        agent,
+        &moto,
+        &creds,
+        "an identity without permissions must fail the init container",
     );
-    let msg = launch.termination_log();
     assert!(
         msg.contains("e2e/db"),
         "termination message names the secret: {msg}"
@@ -364,27 +362,19 @@ fn access_denied_and_missing_secret_explain_themselves() {
         msg.contains("secretsmanager:GetSecretValue"),
         "termination message names the IAM action: {msg}"
     );
-    assert!(
-        std::fs::read_dir(launch.mount_dir())
-            .unwrap()
-            .next()
-            .is_none(),
-        "no partial files"
-    );
+    assert_no_canary("agent stderr", &stderr);
 
     // Same pod, an identity that may read: the missing secret is named with ResourceNotFound.
     let moto = Moto::start();
     moto.boto3(&format!(
         "client('secretsmanager').create_secret(Name='e2e/db', SecretString='{CANARY}')"
     ));
-    let root = tempfile::tempdir().unwrap();
-    let launch = AgentLaunch::from_container(agent, root.path(), &moto, Some(&creds));
-    let out = launch.run(Duration::from_secs(90));
-    assert!(
-        !out.status.success(),
-        "a missing secret must fail the init container"
+    let (msg, stderr) = failing_init(
+        agent,
+        &moto,
+        &creds,
+        "a missing secret must fail the init container",
     );
-    let msg = launch.termination_log();
     assert!(
         msg.contains("e2e/does-not-exist"),
         "names the missing secret: {msg}"
@@ -394,7 +384,21 @@ fn access_denied_and_missing_secret_explain_themselves() {
         "names the AWS error: {msg}"
     );
     assert_no_canary("termination message", &msg);
-    assert_no_canary("agent stderr", &String::from_utf8_lossy(&out.stderr));
+    assert_no_canary("agent stderr", &stderr);
+}
+
+/// Run an init agent that must fail: no file may be left behind. Returns the
+/// termination message (what `kubectl describe pod` shows) and stderr.
+fn failing_init(
+    agent: &Value,
+    moto: &Moto,
+    creds: &CredentialsServer,
+    why: &str,
+) -> (String, String) {
+    let root = tempfile::tempdir().unwrap();
+    let launch = AgentLaunch::from_container(agent, root.path(), moto, Some(creds));
+    let out = launch.run(Duration::from_secs(90));
+    assert!(!out.status.success(), "{why}");
     assert!(
         std::fs::read_dir(launch.mount_dir())
             .unwrap()
@@ -402,4 +406,8 @@ fn access_denied_and_missing_secret_explain_themselves() {
             .is_none(),
         "no partial files"
     );
+    (
+        launch.termination_log(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
