@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrets_injector_shared::{
     AgentConfig, Format, JmesPathEntry, Mode, OnChange, SecretRef, SecretSpec,
 };
 use secrets_injector_tests::Moto;
-use secrets_injector_tests::agent::finish_within;
+use secrets_injector_tests::agent::{finish_within, wait_until};
 
 const CANARY: &str = "CANARY-bin-3c8e";
 const BIN: &[u8] = &[0, 1, 2, 200, 255, b'\n'];
@@ -239,17 +239,6 @@ fn counting_server() -> (String, Arc<AtomicUsize>) {
         }
     });
     (url, posts)
-}
-
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
 }
 
 fn finish(mut child: Child) -> (Option<i32>, String) {
