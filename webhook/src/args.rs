@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// How often the certificate files are checked for changes, e.g. `10s`.
     #[arg(long, env = "SECRETS_INJECTOR_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
+    /// After SIGTERM, keep accepting requests (with /readyz failing) this long before
+    /// closing the port, so the API server stops sending to this replica first.
+    #[arg(long, env = "SECRETS_INJECTOR_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
     /// How long in-flight requests may finish after SIGTERM before the process exits.
     #[arg(long, env = "SECRETS_INJECTOR_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -156,6 +160,7 @@ mod tests {
         assert_eq!(a.health_listen.to_string(), "0.0.0.0:8080");
         assert_eq!(a.tls_reload_interval, Duration::from_secs(10));
         assert_eq!(a.shutdown_grace, Duration::from_secs(20));
+        assert_eq!(a.shutdown_delay, Duration::from_secs(5));
         assert_eq!(a.settings.agent_image, "r/a:1");
         assert_eq!(cli.log_format, LogFormat::Json);
     }

@@ -1,7 +1,8 @@
 //! The real binary over verified HTTPS (HTTP/1.1 and HTTP/2), as the API server
 //! sees it: every fixture pod is reviewed, patched, validated with
 //! kubernetes-validate and reviewed again (empty patch); health, readiness and
-//! metrics; SIGTERM drains an in-flight request and exits 0.
+//! metrics; SIGTERM turns unready, serves through the shutdown delay, drains
+//! an in-flight request and exits 0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -211,9 +212,12 @@ fn start_in_flight_request(
 }
 
 #[test]
-fn sigterm_drains_the_in_flight_request_and_exits_zero() {
+fn sigterm_turns_unready_keeps_serving_for_the_delay_then_drains_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, pki) = Server::with_pki(dir.path(), &["--shutdown-grace", "60s"]);
+    let (mut server, pki) = Server::with_pki(
+        dir.path(),
+        &["--shutdown-grace", "60s", "--shutdown-delay", "3s"],
+    );
     let review =
         secrets_injector_tests::pods::admission_review(&common::simple_pod(), "team-a", "inflight");
     let payload = body(&review);
@@ -237,10 +241,33 @@ fn sigterm_drains_the_in_flight_request_and_exits_zero() {
         "readyz should report 503 while draining; log:\n{}",
         server.log_text()
     );
-    // New connections are refused once draining.
+    // During the shutdown delay a new connection is still answered: the API
+    // server may pick this replica until its endpoint is removed.
+    let late = rt().block_on(common::post_once(
+        server.addr,
+        &[&pki.ca_pem],
+        Proto::H1,
+        "/mutate",
+        payload.clone(),
+    ));
+    assert_eq!(
+        late.map(|r| r.status).ok(),
+        Some(200),
+        "a request during the shutdown delay must be served; log:\n{}",
+        server.log_text()
+    );
+    // After the delay the port closes (bounded wait).
+    let mut closed = false;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(1)).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
-        std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(5)).is_err(),
-        "the admission port still accepts connections while draining"
+        closed,
+        "the admission port still accepts connections after the shutdown delay"
     );
     tls.write_all(&payload).unwrap();
     tls.flush().unwrap();

@@ -26,6 +26,7 @@ async fn serve_on_answers_and_stops_when_the_token_is_cancelled() {
         tls_cert_file: dir.path().join("tls.crt"),
         tls_key_file: dir.path().join("tls.key"),
         tls_reload_interval: Duration::from_secs(10),
+        shutdown_delay: Duration::ZERO,
         shutdown_grace: Duration::from_secs(20),
         request_timeout: Duration::from_secs(10),
         settings: common::settings(&[]),
