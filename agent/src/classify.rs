@@ -143,16 +143,15 @@ fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<Classifi
     while let Some(e) = cur {
         if let Some(c) = e.downcast_ref::<CredentialsError>() {
             let message = DisplayErrorContext(c).to_string();
-            let denied = [
-                "AccessDenied",
-                "InvalidIdentityToken",
-                "ExpiredTokenException",
-            ]
-            .iter()
-            .any(|k| message.contains(k));
+            let denied = ["AccessDenied", "InvalidIdentityToken"]
+                .iter()
+                .any(|k| message.contains(k));
+            // An expired projected token is replaced by the kubelet: retry.
+            let expired = message.contains("ExpiredToken");
             let (code, transient) = match c {
                 CredentialsError::CredentialsNotLoaded(_) => ("NoCredentials", false),
                 CredentialsError::InvalidConfiguration(_) => ("InvalidCredentialsConfig", false),
+                _ if expired => ("CredentialsExpired", true),
                 _ if denied => ("CredentialsDenied", false),
                 _ => ("CredentialsUnavailable", true),
             };
@@ -191,7 +190,7 @@ pub fn hint(code: &str, action: &str, resource: &str, region: &str) -> Option<St
              eks.amazonaws.com/role-arn and the role's trust policy) or an EKS Pod Identity \
              association for the pod's ServiceAccount"
             .into(),
-        "ExpiredTokenException" | "ExpiredToken" => {
+        "ExpiredTokenException" | "ExpiredToken" | "CredentialsExpired" => {
             "the credentials expired; they are refreshed on the next attempt".into()
         }
         c if is_transient(c, None) => {
@@ -236,6 +235,23 @@ mod tests {
             assert!(!is_transient(c, Some(400)), "{c}");
         }
         assert!(is_transient("Whatever", Some(503)));
+    }
+
+    #[test]
+    fn credential_errors_expired_is_retried_denied_is_not() {
+        let err = |m: &str| CredentialsError::provider_error(std::io::Error::other(m.to_string()));
+        let c = credentials_error(&err("ExpiredTokenException: Token expired")).unwrap();
+        assert_eq!((c.code.as_str(), c.transient), ("CredentialsExpired", true));
+        let c = credentials_error(&err("AccessDenied: not authorized to assume")).unwrap();
+        assert_eq!((c.code.as_str(), c.transient), ("CredentialsDenied", false));
+        let c = credentials_error(&err("connection reset")).unwrap();
+        assert_eq!(
+            (c.code.as_str(), c.transient),
+            ("CredentialsUnavailable", true)
+        );
+        let c = credentials_error(&CredentialsError::not_loaded("no identity")).unwrap();
+        assert_eq!((c.code.as_str(), c.transient), ("NoCredentials", false));
+        assert!(credentials_error(&std::io::Error::other("unrelated")).is_none());
     }
 
     #[test]

@@ -223,7 +223,18 @@ async fn first_write<F: Fetch>(
                 for name in &r.skipped {
                     tracing::warn!(secret = %name, "optional secret not found, skipped");
                 }
-                return match write::write_atomic(&s.mount_dir, &r.files, cfg.owner) {
+                // No app container runs beside an init container: nobody can be
+                // mid-read in a replaced set, so it goes at once.
+                let grace = match cfg.mode {
+                    Mode::Init => Duration::ZERO,
+                    Mode::Sidecar => write::REPLACED_GRACE,
+                };
+                return match write::write_atomic_with_grace(
+                    &s.mount_dir,
+                    &r.files,
+                    cfg.owner,
+                    grace,
+                ) {
                     Ok(changed) => {
                         tracing::info!(
                             round = 0,
@@ -333,11 +344,28 @@ async fn sidecar<F: Fetch>(
     shutdown: CancellationToken,
 ) {
     let mut errors_total: u64 = 0;
+    // The first write may have replaced a restarted sidecar's older set.
+    let mut prune_pending = true;
     for round in 1u64.. {
+        let mut wait = refresh_jitter(s.refresh);
+        if std::mem::take(&mut prune_pending) {
+            // Old values must not outlive a rotation on the volume: drop the
+            // replaced set once readers that resolved `..data` before the swap are done.
+            let grace = write::REPLACED_GRACE.min(wait);
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(grace) => {}
+            }
+            if let Err(e) = write::prune_replaced(&s.mount_dir, grace) {
+                tracing::warn!(error = %e, "cannot remove the replaced file set");
+            }
+            wait = wait.saturating_sub(grace);
+        }
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(refresh_jitter(s.refresh)) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
         let started = Instant::now();
         let outcome = tokio::select! {
@@ -377,6 +405,7 @@ async fn sidecar<F: Fetch>(
                     "round"
                 );
                 if changed {
+                    prune_pending = true;
                     // A slow on-change target must not delay shutdown.
                     tokio::select! {
                         biased;

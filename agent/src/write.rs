@@ -3,14 +3,14 @@
 //!
 //! Layout under the mount directory:
 //! ```text
-//! ..2026_11_23_02_30_00.123456789_1a2b3c4d/   the current set (0755 dirs, files with their mode)
-//! ..data -> ..2026_…                          swapped with one rename(2)
+//! ..1795400000.123456789_1a2b3c4d/   the current set: `..<secs>.<nanos>_<random>` (0755 dirs, files with their mode)
+//! ..data -> ..1795400000.…            swapped with one rename(2)
 //! db.json -> ..data/db.json                   one symlink per visible top-level name
 //! ```
 //! A reader opening `mount/x` resolves `..data` once, so it sees one complete set.
 //! Unlike the kubelet, a replaced set is deleted only [`REPLACED_GRACE`] after
-//! its replacement, so a reader that resolved `..data` just before a swap
-//! never finds its file gone mid-lookup.
+//! its replacement (by the next write or [`prune_replaced`]), so a reader that
+//! resolved `..data` just before a swap never finds its file gone mid-lookup.
 //!
 //! Ownership: with an owner in the config the agent tries `chown(uid, gid)`;
 //! when not permitted (EPERM, the agent is not root) it tries `chgrp(gid)`
@@ -278,31 +278,57 @@ fn remove_stale(
     current: &str,
     grace: Duration,
 ) -> Result<(), Error> {
-    let mut sets = Vec::new();
     let entries = fs::read_dir(mount).map_err(|e| werr(mount, e))?;
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if file_name.starts_with("..") {
-            if file_name != DATA_DIR
-                && file_name != current
-                && entry.file_type().is_ok_and(|t| t.is_dir())
-            {
-                sets.push(file_name);
-            }
-        } else if !names.contains(&file_name)
+        if !file_name.starts_with("..")
+            && !names.contains(&file_name)
             && fs::read_link(&path).is_ok_and(|t| t.starts_with(DATA_DIR))
         {
             fs::remove_file(&path).map_err(|e| werr(&path, e))?;
         }
     }
+    remove_replaced(mount, current, grace)
+}
+
+/// Delete the hidden sets replaced at least `grace` ago, so old secret values
+/// do not outlive a rotation on the volume. Sidecars call this once the grace
+/// period after a swap has passed; a set newer than the live one (a write in
+/// progress) is never touched.
+pub fn prune_replaced(mount: &Path, grace: Duration) -> Result<(), Error> {
+    let link = mount.join(DATA_DIR);
+    let current = fs::read_link(&link).map_err(|e| werr(&link, e))?;
+    remove_replaced(mount, &current.to_string_lossy(), grace)
+}
+
+fn remove_replaced(mount: &Path, current: &str, grace: Duration) -> Result<(), Error> {
+    let mut sets = Vec::new();
+    let entries = fs::read_dir(mount).map_err(|e| werr(mount, e))?;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.starts_with("..")
+            && file_name != DATA_DIR
+            && file_name != current
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            sets.push(file_name);
+        }
+    }
     let now = SystemTime::now();
+    let current_time = set_time(current);
     let mut times: Vec<SystemTime> = sets.iter().filter_map(|n| set_time(n)).collect();
-    times.extend(set_time(current));
+    times.extend(current_time);
     times.sort();
     for name in sets {
+        let made = set_time(&name);
+        if let (Some(made), Some(live)) = (made, current_time)
+            && made > live
+        {
+            continue; // being written right now
+        }
         // A set was replaced when its successor was made; unparsable names are leftovers.
-        let replaced_at = set_time(&name).and_then(|ts| times.iter().find(|t| **t > ts).copied());
+        let replaced_at = made.and_then(|ts| times.iter().find(|t| **t > ts).copied());
         let expired =
             replaced_at.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= grace);
         if expired {

@@ -312,6 +312,19 @@ async fn sidecar_rewrites_only_on_change_and_notifies_once_per_change() {
     // A rotation: rewritten once, notified once.
     *value.lock().unwrap() = "v2".into();
     assert!(wait_for(|| read() == "v2").await, "rotation seen");
+    // The replaced set holds the old value: it goes after the grace period,
+    // not only at the next rotation.
+    let hidden_sets = || {
+        entries(&s.mount_dir)
+            .into_iter()
+            .filter(|n| n.starts_with("..") && n != "..data")
+            .count()
+    };
+    assert!(
+        wait_for(|| hidden_sets() == 1).await,
+        "the replaced set outlived the rotation: {:?}",
+        entries(&s.mount_dir)
+    );
     assert!(
         wait_for(|| posts.load(Ordering::SeqCst) >= 1).await,
         "on-change ran"

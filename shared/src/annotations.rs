@@ -89,7 +89,9 @@ pub fn parse_annotations(
         }
     }
     if !named_any {
-        return Ok(None);
+        // A misspelt key (`secrets-injector.io/secrets-db`) must not let a pod
+        // that wanted secrets start silently without them.
+        return if p.is_empty() { Ok(None) } else { Err(p) };
     }
     for (file, (key, value)) in formats {
         // Formats apply to `secret-<file>` annotations only; objects carry their own `format`.
@@ -302,6 +304,17 @@ mod tests {
             parse_annotations(&ann(&[(keys::MODE, "sidecar"), ("other.io/x", "y")])).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn a_misspelt_secret_key_alone_is_denied_not_ignored() {
+        let msg = problems(&[("secrets-injector.io/secrets-db", "prod/db")]);
+        assert!(
+            msg.contains("secrets-injector.io/secrets-db: unknown annotation"),
+            "{msg}"
+        );
+        let msg = problems(&[(keys::INJECT, "sometimes")]);
+        assert!(msg.contains("is not true or false"), "{msg}");
     }
 
     #[test]
