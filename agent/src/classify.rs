@@ -125,16 +125,15 @@ pub fn uncoded(status: u16, body: &[u8]) -> (String, String) {
         }
         return (code, message);
     }
-    match status {
-        401 | 403 => (
-            "AccessDenied".into(),
-            format!("HTTP {status} without an AWS error code (from AWS or a proxy in between)"),
+    // A bare 401/403 may come from a proxy, so it keeps its own code: it gets
+    // the access hint but never switches off BatchGetSecretValue for good.
+    let message = match status {
+        401 | 403 => format!(
+            "HTTP {status} without an AWS error code: access refused by AWS or a proxy in between"
         ),
-        _ => (
-            format!("HTTP{status}"),
-            format!("HTTP {status} without an AWS error code"),
-        ),
-    }
+        _ => format!("HTTP {status} without an AWS error code"),
+    };
+    (format!("HTTP{status}"), message)
 }
 
 /// Credentials that could not be loaded surface deep in the error chain.
@@ -173,6 +172,10 @@ pub fn hint(code: &str, action: &str, resource: &str, region: &str) -> Option<St
         c if c.starts_with("AccessDenied") => format!(
             "the pod's IAM role needs {action} on {resource} (check its policy, \
              permission boundary and the secret's resource policy)"
+        ),
+        "HTTP401" | "HTTP403" => format!(
+            "the pod's IAM role may lack {action} on {resource}, or a proxy or VPC \
+             endpoint policy refused the call"
         ),
         "ResourceNotFoundException" | "ParameterNotFound" | "ParameterVersionNotFound" => {
             format!("check the name and that it exists in region {region}")
@@ -262,8 +265,10 @@ mod tests {
         assert!(message.contains("not authorized"), "{message}");
 
         let (code, message) = uncoded(403, b"<html>Forbidden by proxy</html>");
-        assert_eq!(code, "AccessDenied");
-        assert!(message.contains("HTTP 403"), "{message}");
+        assert_eq!(code, "HTTP403");
+        assert!(message.contains("access refused"), "{message}");
+        let h = hint(&code, "secretsmanager:BatchGetSecretValue", "x", "r").unwrap();
+        assert!(h.contains("proxy"), "{h}");
 
         let (code, message) = uncoded(418, b"");
         assert_eq!(code, "HTTP418");

@@ -70,10 +70,11 @@ pub fn render(spec: &SecretSpec, value: &Value, mode: u32) -> Result<Vec<OutFile
             out.push(file(spec.path.clone(), properties(object(j).map_err(err)?)));
         }
         (Format::Files, Some(j)) => {
-            for (key, v) in object(j).map_err(err)? {
+            for (i, (key, v)) in object(j).map_err(err)?.iter().enumerate() {
                 secrets_injector_shared::paths::check_relative(key, false).map_err(|e| {
                     err(format!(
-                        "format files: key {key:?} is not a safe file name: it {e}"
+                        "format files: {} is not a safe file name: it {e}",
+                        key_ref(i, key)
                     ))
                 })?;
                 out.push(file(format!("{}/{key}", spec.path), leaf(v)));
@@ -157,15 +158,26 @@ fn is_env_name(k: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A JSON key named by position and length: keys are part of the secret
+/// string, and a malformed one may well be a value pasted in the wrong place.
+fn key_ref(index: usize, key: &str) -> String {
+    format!(
+        "key #{} of the JSON object ({} bytes)",
+        index + 1,
+        key.len()
+    )
+}
+
 /// `KEY='value'` lines, POSIX-shell quoted so the file can be `source`d; values
 /// containing `'` use double quotes with `\ " $ `` ` escaped.
 fn dotenv(obj: &serde_json::Map<String, Json>) -> Result<Vec<u8>, String> {
     let mut out = String::new();
-    for (k, v) in obj {
+    for (i, (k, v)) in obj.iter().enumerate() {
         if !is_env_name(k) {
             return Err(format!(
-                "format dotenv: key {k:?} is not a valid environment variable name \
-                 (letters, digits and _, not starting with a digit)"
+                "format dotenv: {} is not a valid environment variable name \
+                 (letters, digits and _, not starting with a digit)",
+                key_ref(i, k)
             ));
         }
         let v = leaf_string(v);

@@ -200,7 +200,10 @@ fn render_failures_never_print_the_value() {
     });
     let mut dotenv = spec("app/env", ".env");
     dotenv.format = Format::Dotenv;
-    for (s, want) in [(jmes, "\"password.nope\""), (dotenv, "\"bad-key\"")] {
+    for (s, want) in [
+        (jmes, "\"password.nope\""),
+        (dotenv, "key #1 of the JSON object"),
+    ] {
         let cfg = AgentConfig {
             secrets: vec![s],
             ..AgentConfig::default()

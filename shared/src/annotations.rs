@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{
     AgentConfig, DEFAULT_MOUNT_PATH, DEFAULT_REFRESH_SECS, DEFAULT_STARTUP_TIMEOUT_SECS, Format,
-    MIN_REFRESH_SECS, Mode, SecretSpec,
+    MAX_REFRESH_SECS, MAX_STARTUP_TIMEOUT_SECS, MIN_REFRESH_SECS, Mode, SecretSpec,
 };
 use crate::error::Problems;
 use crate::keys;
@@ -151,6 +151,13 @@ pub fn parse_annotations(
                 );
                 DEFAULT_REFRESH_SECS
             }
+            Ok(s) if s > MAX_REFRESH_SECS => {
+                p.push(
+                    keys::REFRESH_INTERVAL,
+                    format!("{v:?} is above the maximum of 24h"),
+                );
+                DEFAULT_REFRESH_SECS
+            }
             Ok(s) => s,
             Err(e) => {
                 p.push(keys::REFRESH_INTERVAL, e);
@@ -163,6 +170,13 @@ pub fn parse_annotations(
             match validate::parse_duration_secs(v) {
                 Ok(0) => {
                     p.push(keys::STARTUP_TIMEOUT, "must be greater than zero");
+                    DEFAULT_STARTUP_TIMEOUT_SECS
+                }
+                Ok(s) if s > MAX_STARTUP_TIMEOUT_SECS => {
+                    p.push(
+                        keys::STARTUP_TIMEOUT,
+                        format!("{v:?} is above the maximum of 1h"),
+                    );
                     DEFAULT_STARTUP_TIMEOUT_SECS
                 }
                 Ok(s) => s,
@@ -303,6 +317,35 @@ mod tests {
         assert_eq!(
             parse_annotations(&ann(&[(keys::MODE, "sidecar"), ("other.io/x", "y")])).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn durations_have_an_upper_bound() {
+        let msg = problems(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            (keys::REFRESH_INTERVAL, "5000000000000000h"),
+            (keys::STARTUP_TIMEOUT, "2h"),
+        ]);
+        assert!(
+            msg.contains("refresh-interval: \"5000000000000000h\" is above the maximum of 24h"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("startup-timeout: \"2h\" is above the maximum of 1h"),
+            "{msg}"
+        );
+        let r = parse_ok(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            (keys::REFRESH_INTERVAL, "24h"),
+            (keys::STARTUP_TIMEOUT, "1h"),
+        ]);
+        assert_eq!(
+            (
+                r.config.refresh_interval_secs,
+                r.config.startup_timeout_secs
+            ),
+            (86400, 3600)
         );
     }
 

@@ -15,6 +15,10 @@ pub const DEFAULT_MOUNT_PATH: &str = "/mnt/secrets";
 pub const DEFAULT_REFRESH_SECS: u64 = 300;
 /// Smallest allowed sidecar poll period.
 pub const MIN_REFRESH_SECS: u64 = 30;
+/// Longest sidecar refresh interval (a day): longer would hide rotations.
+pub const MAX_REFRESH_SECS: u64 = 24 * 3600;
+/// Longest init startup timeout (an hour): a pod should fail, not wait for days.
+pub const MAX_STARTUP_TIMEOUT_SECS: u64 = 3600;
 /// Default time an init agent retries transient errors.
 pub const DEFAULT_STARTUP_TIMEOUT_SECS: u64 = 60;
 /// Default file mode when the owner (fsGroup / app uid) is known.
@@ -273,6 +277,18 @@ impl AgentConfig {
             problems.push(format!(
                 "refresh_interval_secs {} is below the minimum {MIN_REFRESH_SECS}",
                 self.refresh_interval_secs
+            ));
+        }
+        if self.refresh_interval_secs > MAX_REFRESH_SECS {
+            problems.push(format!(
+                "refresh_interval_secs {} is above the maximum {MAX_REFRESH_SECS}",
+                self.refresh_interval_secs
+            ));
+        }
+        if self.startup_timeout_secs == 0 || self.startup_timeout_secs > MAX_STARTUP_TIMEOUT_SECS {
+            problems.push(format!(
+                "startup_timeout_secs {} must be between 1 and {MAX_STARTUP_TIMEOUT_SECS}",
+                self.startup_timeout_secs
             ));
         }
         for s in &self.secrets {

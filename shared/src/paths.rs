@@ -38,11 +38,10 @@ pub fn check_absolute(p: &str) -> Result<(), String> {
     if !p.starts_with('/') {
         return Err("must be an absolute path".into());
     }
-    if p == "/" {
-        return Err("must not be the root directory".into());
+    match p.trim_end_matches('/').strip_prefix('/') {
+        Some(rest) if !rest.is_empty() => check_relative(rest, true),
+        _ => Err("must not be the root directory".into()),
     }
-    let rest = p.trim_end_matches('/');
-    check_relative(&rest[1..], true)
 }
 
 /// Does `a` equal `b`, or is one a directory prefix of the other?
@@ -88,6 +87,9 @@ mod tests {
         assert!(check_absolute("/mnt/secrets/").is_ok());
         assert!(check_absolute("mnt").unwrap_err().contains("absolute"));
         assert!(check_absolute("/").unwrap_err().contains("root"));
+        assert!(check_absolute("//").unwrap_err().contains("root"));
+        assert!(check_absolute("///").unwrap_err().contains("root"));
+        assert!(check_absolute("//mnt").is_err());
         assert!(check_absolute("/a/../b").is_err());
     }
 

@@ -76,11 +76,17 @@ fn inject_document(
         "metadata": template.get("metadata").cloned().unwrap_or_else(|| json!({})),
         "spec": template.get("spec").cloned().unwrap_or(Value::Null),
     });
-    if matches!(kind.as_str(), "Job" | "CronJob") {
+    if matches!(kind.as_str(), "Job" | "CronJob")
+        && let Some(meta) = pod_value["metadata"].as_object_mut()
+    {
         // The pods of a Job are owned by it; the review's Job warning depends on that.
-        pod_value["metadata"]["ownerReferences"] = json!([{
-            "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": "offline",
-        }]);
+        // (A non-object `metadata` is reported by the Pod decoding below.)
+        meta.insert(
+            "ownerReferences".into(),
+            json!([{
+                "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": "offline",
+            }]),
+        );
     }
     let pod: Pod = serde_json::from_value(pod_value).map_err(|e| Error::Template {
         document: label.clone(),

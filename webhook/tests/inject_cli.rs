@@ -220,6 +220,14 @@ fn broken_input_is_reported_by_document() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("not a valid pod"), "{err}");
+    // A Job template whose metadata is not a mapping is an error, not a panic.
+    let err = run(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\nspec:\n  template:\n    metadata: 3\n    spec:\n      containers: []\n",
+        &Settings::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("document 1 (Job/j)"), "{err}");
 }
 
 #[test]
