@@ -113,8 +113,79 @@ async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejectio
     }
 }
 
-/// Parse and check the envelope: JSON, `admission.k8s.io/v1` `AdmissionReview`, a `request`.
-fn parse_review(bytes: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejected> {
+/// Parse and check the envelope: JSON, `admission.k8s.io/v1` `AdmissionReview`,
+/// a `request`. `object` is kept only for Pod CREATE (the only thing reviewed).
+fn parse_review(bytes: &[u8]) -> Result<AdmissionRequest<Pod>, Rejected> {
+    // Fast path, one typed pass: a well-formed Pod review (k8s-openapi checks
+    // the object's apiVersion/kind). Anything else takes the careful path,
+    // which also finds the words for what is wrong.
+    if let Ok(review) = serde_json::from_slice::<AdmissionReview<Pod>>(bytes)
+        && review.types.api_version == API_VERSION
+        && review.types.kind == KIND
+        && let Ok(req) = TryInto::<AdmissionRequest<Pod>>::try_into(review)
+        && is_pod_create(&req)
+        && req.object.is_some()
+    {
+        return Ok(req);
+    }
+    let req = parse_dynamic(bytes)?;
+    typed(req)
+}
+
+fn is_pod_create<T: kube::core::Resource>(req: &AdmissionRequest<T>) -> bool {
+    req.kind.group.is_empty()
+        && req.kind.kind == "Pod"
+        && req.sub_resource.is_none()
+        && matches!(req.operation, Operation::Create)
+}
+
+/// The careful path's request as the typed one: the Pod of a Pod CREATE
+/// (checked), no object otherwise.
+fn typed(mut req: AdmissionRequest<DynamicObject>) -> Result<AdmissionRequest<Pod>, Rejected> {
+    let invalid = |m: String| Rejected(StatusCode::BAD_REQUEST, m);
+    let pod = if is_pod_create(&req) {
+        let object = req.object.as_ref().ok_or_else(|| {
+            invalid("request.object is missing: a Pod CREATE must carry the pod".into())
+        })?;
+        if let Some(types) = &object.types
+            && (types.kind != "Pod" || types.api_version != "v1")
+        {
+            return Err(invalid(format!(
+                "request.object is {:?}/{:?}, not a v1 Pod",
+                short(&types.api_version),
+                short(&types.kind)
+            )));
+        }
+        let pod: Pod = serde_json::to_value(object)
+            .and_then(serde_json::from_value)
+            .map_err(|e| {
+                invalid(format!(
+                    "request.object is not a valid Pod: {}",
+                    describe(&e)
+                ))
+            })?;
+        Some(pod)
+    } else {
+        None
+    };
+    req.object = None;
+    req.old_object = None;
+    let types = req.types.clone();
+    let mut out: AdmissionRequest<Pod> = serde_json::to_value(&req)
+        .and_then(serde_json::from_value)
+        .map_err(|e| {
+            Rejected(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot re-read the admission request: {}", describe(&e)),
+            )
+        })?;
+    out.types = types;
+    out.object = pod;
+    Ok(out)
+}
+
+/// The envelope through `serde_json::Value`, naming what is wrong.
+fn parse_dynamic(bytes: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejected> {
     let invalid = |m: String| Rejected(StatusCode::BAD_REQUEST, m);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(invalid(format!(
@@ -155,36 +226,15 @@ fn parse_review(bytes: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Rejecte
 
 /// Decide the response. Only CREATE of Pods is reviewed; everything else is allowed unchanged.
 fn respond(
-    req: &AdmissionRequest<DynamicObject>,
+    req: &AdmissionRequest<Pod>,
     settings: &Settings,
 ) -> Result<(AdmissionResponse, AdmissionOutcome), Rejected> {
-    let invalid = |m: String| Rejected(StatusCode::BAD_REQUEST, m);
     let allowed = AdmissionResponse::from(req);
-    let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod" && req.sub_resource.is_none();
-    if !is_pod || !matches!(req.operation, Operation::Create) {
-        return Ok((allowed, AdmissionOutcome::Skipped));
-    }
-    let object = req.object.as_ref().ok_or_else(|| {
-        invalid("request.object is missing: a Pod CREATE must carry the pod".into())
-    })?;
-    if let Some(types) = &object.types
-        && (types.kind != "Pod" || types.api_version != "v1")
-    {
-        return Err(invalid(format!(
-            "request.object is {:?}/{:?}, not a v1 Pod",
-            short(&types.api_version),
-            short(&types.kind)
-        )));
-    }
-    let pod: Pod = serde_json::to_value(object)
-        .and_then(serde_json::from_value)
-        .map_err(|e| {
-            invalid(format!(
-                "request.object is not a valid Pod: {}",
-                describe(&e)
-            ))
-        })?;
-    match mutate::review(&pod, req.namespace.as_deref(), settings) {
+    let pod = match &req.object {
+        Some(pod) if is_pod_create(req) => pod,
+        _ => return Ok((allowed, AdmissionOutcome::Skipped)),
+    };
+    match mutate::review(pod, req.namespace.as_deref(), settings) {
         Outcome::Denied(message) => Ok((allowed.deny(message), AdmissionOutcome::Denied)),
         Outcome::Allowed { patch, warnings } => {
             let mut response = allowed;
@@ -250,7 +300,7 @@ fn short(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-fn log_admission(req: &AdmissionRequest<DynamicObject>, outcome: AdmissionOutcome, seconds: f64) {
+fn log_admission(req: &AdmissionRequest<Pod>, outcome: AdmissionOutcome, seconds: f64) {
     let meta = req.object.as_ref().map(|o| &o.metadata);
     let name = meta
         .and_then(|m| m.name.as_deref())
