@@ -120,6 +120,8 @@ for want in ("--tls-cert-file=/certs/tls.crt", "--tls-key-file=/certs/tls.key", 
 need(any(x.startswith("--agent-image=") and "/secrets-injector-agent" in x for x in args), "no --agent-image")
 agent_env = [x.split("=", 1)[1] for x in args if x.startswith("--agent-env=")]
 need(agent_env == a.agent_env, f"agent env {agent_env} != {a.agent_env}")
+ca_args = [x for x in args if x.startswith("--agent-ca-bundle=")]
+need(ca_args == (["--agent-ca-bundle=$(AGENT_CA_BUNDLE)"] if a.ca_configmap else []), f"agent CA args {ca_args}")
 env = {e["name"]: e for e in c.get("env", [])}
 if a.ca_configmap:
     name, key = a.ca_configmap.split("/")
@@ -356,6 +358,8 @@ scenario "self-signed" "--set certificates.mode=self-signed" "--mode self-signed
 # A real CA for the existing-secret scenario, cut from a self-signed render.
 "$helm" template rel "$chart" --namespace ns-under-test --set certificates.mode=self-signed |
   py -c 'import base64,sys,yaml; s=[d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"]=="Secret"][0]; sys.stdout.write(base64.b64decode(s["data"]["ca.crt"]).decode())' >"$work/ca.pem"
+# The agent bundle as `openssl x509 -subject` prints it: a text line with commas before the PEM.
+{ echo "subject=C = US, O = Example Corp, CN = Example Root CA"; cat "$work/ca.pem"; } >"$work/agent-ca.pem"
 scenario "existing-secret" \
   "--set certificates.mode=existing-secret --set certificates.existingSecret.name=my-tls --set-file certificates.existingSecret.caBundle=$work/ca.pem" \
   "--mode existing-secret --existing-secret my-tls --ca-pem-file $work/ca.pem --absent-kind Secret"
@@ -367,19 +371,19 @@ scenario "networkPolicy + serviceMonitor + FIPS, VPC endpoints, private CA" \
    --set agent.endpoints.secretsManager=https://vpce-1.secretsmanager.eu-west-1.vpce.amazonaws.com \
    --set agent.endpoints.ssm=https://vpce-2.ssm.eu-west-1.vpce.amazonaws.com \
    --set agent.endpoints.sts=https://vpce-3.sts.eu-west-1.vpce.amazonaws.com \
-   --set-file agent.caBundle.pem=$work/ca.pem --set agent.extraEnv.AWS_MAX_ATTEMPTS=5 \
+   --set-file agent.caBundle.pem=$work/agent-ca.pem --set agent.extraEnv.AWS_MAX_ATTEMPTS=5 \
    --set agent.sidecarStyle=classic --set replicaCount=3 --set priorityClassName=system-cluster-critical" \
   "--mode cert-manager --kind NetworkPolicy --kind ServiceMonitor --kind ConfigMap --replicas 3 \
    --agent-env AWS_USE_FIPS_ENDPOINT=true \
    --agent-env AWS_ENDPOINT_URL_SECRETS_MANAGER=https://vpce-1.secretsmanager.eu-west-1.vpce.amazonaws.com \
    --agent-env AWS_ENDPOINT_URL_SSM=https://vpce-2.ssm.eu-west-1.vpce.amazonaws.com \
    --agent-env AWS_ENDPOINT_URL_STS=https://vpce-3.sts.eu-west-1.vpce.amazonaws.com \
-   --agent-env AWS_MAX_ATTEMPTS=5 --agent-env SECRETS_INJECTOR_CA_BUNDLE=\$(AGENT_CA_BUNDLE) \
+   --agent-env AWS_MAX_ATTEMPTS=5 \
    --ca-configmap rel-secrets-injector-agent-ca/ca.crt"
 scenario "agent CA from an existing ConfigMap, hostNetwork, digests" \
   "--set agent.caBundle.configMapRef.name=corp-ca --set agent.caBundle.configMapRef.key=bundle.pem --set hostNetwork=true \
    --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" \
-  "--mode cert-manager --absent-kind ConfigMap --agent-env SECRETS_INJECTOR_CA_BUNDLE=\$(AGENT_CA_BUNDLE) --ca-configmap corp-ca/bundle.pem"
+  "--mode cert-manager --absent-kind ConfigMap --ca-configmap corp-ca/bundle.pem"
 
 expect_fail "existing-secret without caBundle" \
   "certificates.existingSecret.caBundle is required when certificates.mode=existing-secret" \
@@ -407,7 +411,7 @@ if [ ! -x "$webhook_bin" ]; then
   cargo build -q -p secrets-injector-webhook >&2 || true
 fi
 check "webhook binary runs the rendered Deployment's command line and injects the chart's agent env" \
-  py - "$webhook_bin" "$work/networkPolicy + serviceMonitor + FIPS, VPC endpoints, private CA.yaml" "$work/ca.pem" examples/pod.yaml <<'PY'
+  py - "$webhook_bin" "$work/networkPolicy + serviceMonitor + FIPS, VPC endpoints, private CA.yaml" "$work/agent-ca.pem" examples/pod.yaml <<'PY'
 import base64, json, os, socket, ssl, subprocess, sys, tempfile, time, urllib.request
 import jsonpatch, yaml
 binary, rendered, ca_pem_file, pod_file = sys.argv[1:5]
@@ -472,6 +476,7 @@ try:
     missing = {k for k, v in want.items() if got.get(k) != v}
     assert not missing, f"agent env lacks {sorted(missing)}"
     assert got["SECRETS_INJECTOR_CA_BUNDLE"].strip() == open(ca_pem_file).read().strip(), "CA bundle PEM changed on the way"
+    assert "," in got["SECRETS_INJECTOR_CA_BUNDLE"], "the check's bundle should carry a comma (openssl subject line)"
     assert got["AWS_USE_FIPS_ENDPOINT"] == "true"
     image = next(a.split("=", 1)[1] for a in args if a.startswith("--agent-image="))
     assert agent["image"] == image, agent["image"]

@@ -252,18 +252,30 @@ pub fn write_atomic_with_grace(
         std::os::unix::fs::symlink(&name, &tmp).map_err(|e| werr(&tmp, e))?;
         fs::rename(&tmp, mount.join(DATA_DIR)).map_err(|e| werr(&tmp, e))
     };
-    if let Err(e) = swap() {
+    // Visible names first (dangling until the swap, harmless): once `..data`
+    // moves, every file is already reachable, so a probe that sees `..data`
+    // never races the links.
+    let mut created = Vec::new();
+    let mut link_all = || -> Result<(), Error> {
+        for n in &names {
+            if !is_our_link(mount, n) {
+                let p = mount.join(n);
+                let _ = fs::remove_file(&p);
+                std::os::unix::fs::symlink(Path::new(DATA_DIR).join(n), &p)
+                    .map_err(|e| werr(&p, e))?;
+                created.push(p);
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = link_all().and_then(|()| swap()) {
         let _ = fs::remove_file(&tmp);
         let _ = fs::remove_dir_all(&new_dir);
-        return Err(e);
-    }
-    // From here the new set is live; the rest only tidies the visible names.
-    for n in &names {
-        if !is_our_link(mount, n) {
-            let p = mount.join(n);
-            let _ = fs::remove_file(&p);
-            std::os::unix::fs::symlink(Path::new(DATA_DIR).join(n), &p).map_err(|e| werr(&p, e))?;
+        // Links to names the previous set does not have would dangle: drop them.
+        for p in created.iter().filter(|p| fs::metadata(p).is_err()) {
+            let _ = fs::remove_file(p);
         }
+        return Err(e);
     }
     remove_stale(mount, &names, &name, grace)?;
     sync_dir(mount)?;

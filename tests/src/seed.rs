@@ -21,7 +21,7 @@ pub enum Expect {
     Json(Value),
     /// A directory with one file per key (strings raw, others JSON).
     Dir(Map<String, Value>),
-    /// A file mentioning each of these strings (dotenv, yaml, properties).
+    /// A file mentioning each of these strings: every key and value (dotenv, yaml, properties).
     Mentions(Vec<String>),
 }
 
@@ -74,8 +74,19 @@ fn render_expect(text: &str, value: Option<&Value>, format: Format) -> Expect {
         (Format::Raw, _) => Expect::Exact(text.to_string()),
         (Format::Files, Some(Value::Object(m))) => Expect::Dir(m.clone()),
         (Format::Json, Some(v)) => Expect::Json(v.clone()),
-        (_, Some(Value::Object(m))) => Expect::Mentions(m.keys().cloned().collect()),
-        (_, _) => Expect::Mentions(vec![]),
+        // dotenv, yaml, properties: every key and every (plain) value appears;
+        // the seeded values need no quoting or escaping in any of them.
+        (_, Some(Value::Object(m))) => Expect::Mentions(
+            m.iter()
+                .flat_map(|(k, v)| {
+                    [
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    ]
+                })
+                .collect(),
+        ),
+        (_, _) => Expect::Mentions(vec![text.to_string()]),
     }
 }
 
@@ -161,6 +172,32 @@ pub fn seed(
     out
 }
 
+/// Permission bits of every file an app sees under `mount_dir` (through the
+/// visible symlinks, as the app opens them), by relative path.
+pub fn file_modes(mount_dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, u32)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("..") {
+                continue;
+            }
+            let rel = format!("{prefix}{name}");
+            let meta = std::fs::metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                walk(&e.path(), &format!("{rel}/"), out);
+            } else {
+                out.push((rel, meta.permissions().mode() & 0o7777));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(mount_dir, "", &mut out);
+    out
+}
+
 /// Check every expected file under `mount_dir`; returns the list of mismatches.
 pub fn check_files(mount_dir: &Path, seeded: &[Seeded]) -> Vec<String> {
     let mut bad = Vec::new();
@@ -206,6 +243,6 @@ fn describe(e: &Expect) -> &'static str {
         Expect::Exact(_) => "the exact value",
         Expect::Json(_) => "a JSON value",
         Expect::Dir(_) => "a directory with one file per key",
-        Expect::Mentions(_) => "a rendering naming every key",
+        Expect::Mentions(_) => "a rendering naming every key and value",
     }
 }

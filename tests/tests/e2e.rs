@@ -18,7 +18,7 @@ use secrets_injector_tests::pods::{
     admission_review, agent_container, annotations, apply_response, load_yaml, response_patch,
     to_yaml, volume_mounts,
 };
-use secrets_injector_tests::seed::{CANARY, check_files, seed};
+use secrets_injector_tests::seed::{CANARY, check_files, file_modes, seed};
 use secrets_injector_tests::webhook::WebhookProcess;
 use secrets_injector_tests::{Moto, kubernetes_validate, workspace_root};
 use serde_json::{Value, json};
@@ -184,6 +184,12 @@ fn irsa_init_pod_gets_its_files() {
         bad.is_empty(),
         "files differ from the seeded secrets: {bad:#?}"
     );
+    // No uid or fsGroup in the pod: nobody can own the files, so 0444.
+    let modes = file_modes(&launch.mount_dir());
+    assert!(
+        !modes.is_empty() && modes.iter().all(|(_, m)| *m == 0o444),
+        "unowned files must be 0444: {modes:?}"
+    );
     assert_no_canary("agent stdout", &stdout);
     assert_no_canary("agent stderr", &stderr);
 }
@@ -230,6 +236,13 @@ fn pod_identity_workload_gets_its_files() {
     assert!(
         bad.is_empty(),
         "files differ from the seeded secrets: {bad:#?}"
+    );
+    // The deployment runs as uid 1000 with fsGroup 2000: files are 0440.
+    let modes = file_modes(&launch.mount_dir());
+    assert!(!modes.is_empty());
+    assert!(
+        modes.iter().all(|(_, m)| *m == 0o440),
+        "owned files must be 0440: {modes:?}"
     );
 }
 

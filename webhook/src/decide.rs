@@ -205,10 +205,32 @@ pub fn decide(pod: &Pod, settings: &Settings) -> Decision {
     let as_u32 = |id: Option<i64>| id.and_then(|v| u32::try_from(v).ok());
 
     let mut config = request.config.clone();
-    // A root app counts as unknown: the agent never runs as root, so it cannot own files as root.
+    // Files are 0440 only for an owner every target container shares: the
+    // uid (all the same), the pod's fsGroup (every container's supplementary
+    // group) or a runAsGroup they all have. Root counts as unknown: the agent
+    // never runs as root, so it cannot own files as root.
+    let shared = |id: &dyn Fn(&Container) -> Option<i64>| {
+        let mut ids = targets
+            .iter()
+            .map(|slot| non_root(id(container(spec, *slot))));
+        let first = ids.next().flatten();
+        ids.all(|other| other == first).then_some(first).flatten()
+    };
+    let uid_of = |c: &Container| {
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.run_as_user)
+            .or_else(|| pod_sc.and_then(|s| s.run_as_user))
+    };
+    let gid_of = |c: &Container| {
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.run_as_group)
+            .or_else(|| pod_sc.and_then(|s| s.run_as_group))
+    };
     let owner = Owner {
-        uid: as_u32(non_root(app_uid)),
-        gid: as_u32(fs_group.or(app_gid)),
+        uid: as_u32(shared(&uid_of)),
+        gid: as_u32(non_root(fs_group).or_else(|| shared(&gid_of))),
     };
     config.owner = (owner.uid.is_some() || owner.gid.is_some()).then_some(owner);
     let config_json = config.to_json();
@@ -744,6 +766,62 @@ mod tests {
                 gid: Some(500)
             })
         );
+    }
+
+    #[test]
+    fn files_are_owned_only_by_what_every_target_shares() {
+        let s = Settings::default();
+        let two = |pod_sc: Value, a: Value, b: Value| {
+            plan(
+                &with(
+                    secret(),
+                    json!({"securityContext": pod_sc, "containers": [
+                        {"name": "a", "image": "x", "securityContext": a},
+                        {"name": "b", "image": "x", "securityContext": b}]}),
+                ),
+                &s,
+            )
+        };
+        // Different uids, no common group: nobody may own the files (0444).
+        let p = two(
+            json!({}),
+            json!({"runAsUser": 1000}),
+            json!({"runAsUser": 2000}),
+        );
+        assert_eq!(p.config.owner, None);
+        assert_eq!(
+            p.run_as_user, 1000,
+            "the agent still runs as the first target"
+        );
+        // Different uids, a shared fsGroup: the group owns them.
+        let p = two(
+            json!({"fsGroup": 4000}),
+            json!({"runAsUser": 1000}),
+            json!({"runAsUser": 2000}),
+        );
+        assert_eq!(
+            p.config.owner,
+            Some(Owner {
+                uid: None,
+                gid: Some(4000)
+            })
+        );
+        // Same uid and runAsGroup everywhere: both.
+        let p = two(
+            json!({"runAsGroup": 3000}),
+            json!({"runAsUser": 1000}),
+            json!({"runAsUser": 1000}),
+        );
+        assert_eq!(
+            p.config.owner,
+            Some(Owner {
+                uid: Some(1000),
+                gid: Some(3000)
+            })
+        );
+        // runAsGroup 0 is not an owner the agent can use.
+        let p = two(json!({"runAsGroup": 0}), json!({}), json!({}));
+        assert_eq!(p.config.owner, None);
     }
 
     #[test]

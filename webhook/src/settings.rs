@@ -64,15 +64,19 @@ pub struct Settings {
         default_value = DEFAULT_MEMORY_LIMIT
     )]
     pub agent_memory_limit: String,
-    /// Extra env for every agent, KEY=VALUE (repeatable; comma-separated in the env var),
-    /// e.g. AWS_USE_FIPS_ENDPOINT=true, AWS_ENDPOINT_URL_SECRETS_MANAGER=https://vpce-…,
-    /// SECRETS_INJECTOR_CA_BUNDLE=<PEM> for a private CA. Wins over identity env copied from the pod.
+    /// Extra env for every agent, KEY=VALUE (repeatable; comma-separated, so values
+    /// cannot contain commas), e.g. AWS_USE_FIPS_ENDPOINT=true,
+    /// AWS_ENDPOINT_URL_SECRETS_MANAGER=https://vpce-…. Wins over identity env copied from the pod.
     #[arg(
         long = "agent-env",
         env = "SECRETS_INJECTOR_AGENT_ENV",
         value_delimiter = ','
     )]
     pub agent_env: Vec<String>,
+    /// PEM bundle of extra CA roots the agents trust (private CA, TLS-inspecting
+    /// proxy); handed to them as SECRETS_INJECTOR_CA_BUNDLE, commas and all.
+    #[arg(long, env = "SECRETS_INJECTOR_AGENT_CA_BUNDLE")]
+    pub agent_ca_bundle: Option<String>,
     /// uid (and gid) the agent runs as when the app's are unknown or root.
     #[arg(long, env = "SECRETS_INJECTOR_AGENT_UID", default_value_t = DEFAULT_AGENT_UID)]
     pub agent_uid: i64,
@@ -88,6 +92,9 @@ pub struct Settings {
     pub sidecar_style: SidecarStyle,
 }
 
+/// The agent's env var for extra CA roots (PEM).
+const CA_BUNDLE_ENV: &str = "SECRETS_INJECTOR_CA_BUNDLE";
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -98,6 +105,7 @@ impl Default for Settings {
             agent_memory_request: DEFAULT_MEMORY_REQUEST.to_string(),
             agent_memory_limit: DEFAULT_MEMORY_LIMIT.to_string(),
             agent_env: Vec::new(),
+            agent_ca_bundle: None,
             agent_uid: DEFAULT_AGENT_UID,
             volume_size_limit: DEFAULT_VOLUME_SIZE_LIMIT.to_string(),
             sidecar_style: SidecarStyle::Native,
@@ -151,7 +159,8 @@ impl Settings {
         }
     }
 
-    /// `--agent-env` as container env; malformed entries are named (their values never).
+    /// `--agent-env` (then `--agent-ca-bundle`) as container env; malformed entries
+    /// are named (their values never).
     pub fn agent_env_vars(&self) -> Result<Vec<EnvVar>, Error> {
         let mut out: Vec<EnvVar> = Vec::new();
         for (i, entry) in self.agent_env.iter().enumerate() {
@@ -180,6 +189,18 @@ impl Settings {
             out.push(EnvVar {
                 name: name.to_string(),
                 value: Some(value.to_string()),
+                value_from: None,
+            });
+        }
+        if let Some(pem) = self
+            .agent_ca_bundle
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+        {
+            out.retain(|e| e.name != CA_BUNDLE_ENV);
+            out.push(EnvVar {
+                name: CA_BUNDLE_ENV.to_string(),
+                value: Some(pem.to_string()),
                 value_from: None,
             });
         }
@@ -238,6 +259,35 @@ mod tests {
             .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or("")))
             .collect();
         assert_eq!(pairs, vec![("AWS_USE_FIPS_ENDPOINT", "true"), ("A", "3")]);
+    }
+
+    #[test]
+    fn a_ca_bundle_with_commas_arrives_whole() {
+        use clap::Parser as _;
+        let pem = "# subject=C = US, O = Corp, CN = Root\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let cli = crate::args::Cli::try_parse_from([
+            "w",
+            "inject",
+            "-f",
+            "-",
+            "--agent-env",
+            "A=1,B=2",
+            "--agent-ca-bundle",
+            pem,
+        ])
+        .unwrap();
+        let crate::args::Command::Inject(a) = cli.command else {
+            panic!("not inject")
+        };
+        let env = a.settings.agent_env_vars().unwrap();
+        let pairs: Vec<(&str, &str)> = env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![("A", "1"), ("B", "2"), ("SECRETS_INJECTOR_CA_BUNDLE", pem)]
+        );
     }
 
     #[test]

@@ -38,7 +38,16 @@ fn read_pair(cert: &Path, key: &Path) -> Result<PairBytes, Error> {
     let read = |p: &Path| {
         std::fs::read(p).map_err(|e| Error::Tls(format!("cannot read {}: {e}", p.display())))
     };
-    let (c, k) = (read(cert)?, read(key)?);
+    // A `..data` swap between the two reads would pair an old cert with a new
+    // key: read the cert again after the key, and retry when it moved.
+    let (mut c, mut k) = (read(cert)?, read(key)?);
+    for _ in 0..3 {
+        let again = read(cert)?;
+        if again == c {
+            break;
+        }
+        (c, k) = (again, read(key)?);
+    }
     let mut h = Sha256::new();
     h.update((c.len() as u64).to_be_bytes());
     h.update(&c);

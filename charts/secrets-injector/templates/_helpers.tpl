@@ -107,9 +107,5 @@ silently cut in two.
 {{- end }}
 {{- $env = append $env (printf "%s=%v" $k $v) }}
 {{- end }}
-{{- if include "secrets-injector.agentCaRef" . }}
-{{- /* Kubernetes expands $(AGENT_CA_BUNDLE) from the container's env, so the multi-line PEM never sits in values-derived args. */}}
-{{- $env = append $env "SECRETS_INJECTOR_CA_BUNDLE=$(AGENT_CA_BUNDLE)" }}
-{{- end }}
 {{- toJson $env }}
 {{- end }}
