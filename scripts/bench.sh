@@ -12,7 +12,7 @@ cd "$root"
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "installing test tools (moto, aws CLI, boto3)"
-SECRETS_INJECTOR_TOOLS="$(scripts/install-test-tools.sh)"
+SECRETS_INJECTOR_TOOLS="$(scripts/install-test-tools.sh --no-images)"
 export SECRETS_INJECTOR_TOOLS
 export PATH="$SECRETS_INJECTOR_TOOLS/bin:$PATH"
 

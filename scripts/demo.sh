@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-SECRETS_INJECTOR_TOOLS="$(scripts/install-test-tools.sh)"
+SECRETS_INJECTOR_TOOLS="$(scripts/install-test-tools.sh --no-images)"
 export SECRETS_INJECTOR_TOOLS
 cargo build -q -p secrets-injector-webhook -p secrets-injector-agent -p secrets-injector-tests --bins
 exec "${CARGO_TARGET_DIR:-$root/target}/debug/demo" "${1:-examples/pod.yaml}"

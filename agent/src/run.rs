@@ -84,7 +84,7 @@ impl Exit {
 pub struct Rendered {
     pub files: Vec<OutFile>,
     pub fetched: usize,
-    /// Optional secrets that do not exist (skipped, logged).
+    /// Optional secrets skipped: not found, or still unavailable at the startup timeout (logged).
     pub skipped: Vec<String>,
 }
 
@@ -100,10 +100,13 @@ pub fn is_not_found(code: &str) -> bool {
 }
 
 /// Turn one fetch outcome into the full file set, or every failure of the round.
-/// Optional secrets that are not found are skipped; render errors are permanent.
+/// Optional secrets that are not found are skipped — and, on the `last_chance`
+/// (the startup timeout has passed), those still failing transiently too;
+/// render errors are permanent.
 pub fn collect(
     cfg: &AgentConfig,
     mut outcome: FetchOutcome,
+    last_chance: bool,
 ) -> Result<Rendered, Vec<FetchFailure>> {
     let mut failures = Vec::new();
     let mut skipped = Vec::new();
@@ -113,7 +116,7 @@ pub fn collect(
         let secret = spec.source.to_string();
         if let Some(pos) = outcome.failures.iter().position(|f| f.index == index) {
             let f = outcome.failures.swap_remove(pos);
-            if spec.optional && is_not_found(&f.code) {
+            if spec.optional && (is_not_found(&f.code) || (last_chance && f.transient)) {
                 skipped.push(secret);
             } else {
                 failures.push(f);
@@ -214,14 +217,23 @@ async fn first_write<F: Fetch>(
             _ = shutdown.cancelled() => return First::Interrupted,
             o = tokio::time::timeout(remaining, fetcher.fetch(&cfg.secrets)) => o,
         };
+        // Past the startup timeout, optional secrets no longer hold the pod back.
+        let last_chance = Instant::now() >= deadline;
         let result = match outcome {
-            Ok(outcome) => collect(cfg, outcome),
-            Err(_) => Err(timeout_failures(cfg, s.startup_timeout)),
+            Ok(outcome) => collect(cfg, outcome, last_chance),
+            Err(_) => match timeout_failures(cfg, s.startup_timeout) {
+                f if f.is_empty() => Ok(Rendered {
+                    files: Vec::new(),
+                    fetched: 0,
+                    skipped: cfg.secrets.iter().map(|s| s.source.to_string()).collect(),
+                }),
+                f => Err(f),
+            },
         };
         let failures = match result {
             Ok(r) => {
                 for name in &r.skipped {
-                    tracing::warn!(secret = %name, "optional secret not found, skipped");
+                    tracing::warn!(secret = %name, "optional secret unavailable, skipped");
                 }
                 // No app container runs beside an init container: nobody can be
                 // mid-read in a replaced set, so it goes at once.
@@ -374,7 +386,7 @@ async fn sidecar<F: Fetch>(
             o = fetcher.fetch(&cfg.secrets) => o,
         };
         let duration_ms = || started.elapsed().as_millis() as u64;
-        let rendered = match collect(cfg, outcome) {
+        let rendered = match collect(cfg, outcome, false) {
             Ok(r) => r,
             Err(failures) => {
                 errors_total += 1;

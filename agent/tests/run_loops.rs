@@ -213,6 +213,44 @@ async fn optional_missing_secret_is_skipped() {
 }
 
 #[tokio::test]
+async fn optional_secret_still_failing_at_the_startup_timeout_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(Mode::Init, &["prod/db", "prod/extra"]);
+    c.secrets[1].optional = true;
+    let mut s = settings(dir.path(), &c);
+    s.startup_timeout = Duration::from_millis(300);
+    let fake = Fake::new(|_, specs| {
+        let mut o = ok_all(specs, "v");
+        o.values.retain(|v| v.index == 0);
+        o.failures = vec![failure(1, "prod/extra", "ThrottlingException", true)];
+        o
+    });
+    assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Done);
+    assert!(
+        fake.calls.load(Ordering::SeqCst) > 1,
+        "retried until the timeout"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.mount_dir.join("s0")).unwrap(),
+        "v"
+    );
+    assert!(!s.mount_dir.join("s1").exists());
+
+    // The same throttling on a required secret fails the pod.
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(Mode::Init, &["prod/db", "prod/extra"]);
+    let mut s = settings(dir.path(), &c);
+    s.startup_timeout = Duration::from_millis(300);
+    let fake = Fake::new(|_, specs| {
+        let mut o = ok_all(specs, "v");
+        o.values.retain(|v| v.index == 0);
+        o.failures = vec![failure(1, "prod/extra", "ThrottlingException", true)];
+        o
+    });
+    assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Failed);
+}
+
+#[tokio::test]
 async fn render_failure_is_permanent_and_never_shows_the_value() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cfg(Mode::Init, &["prod/db"]);

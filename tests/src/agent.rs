@@ -234,16 +234,8 @@ impl AgentLaunch {
 }
 
 /// Wait for a child with piped output, killing it (and failing) after `timeout`.
-pub fn finish_within(mut child: Child, timeout: Duration) -> Output {
-    let deadline = Instant::now() + timeout;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("agent did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+pub fn finish_within(child: Child, timeout: Duration) -> Output {
+    crate::wait_output_within(child, timeout, "secrets-injector-agent")
 }
 
 /// Read all of a finished child's output.

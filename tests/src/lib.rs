@@ -147,11 +147,12 @@ impl Moto {
              aws_access_key_id='testing', aws_secret_access_key='testing')\n",
             self.endpoint()
         );
-        let out = Command::new(tool("python"))
-            .arg("-c")
-            .arg(format!("{prelude}{code}"))
-            .output()
-            .expect("run python");
+        let out = output_within(
+            Command::new(tool("python"))
+                .arg("-c")
+                .arg(format!("{prelude}{code}")),
+            Duration::from_secs(120),
+        );
         assert!(
             out.status.success(),
             "boto3 snippet failed: {}",
@@ -168,6 +169,42 @@ impl Drop for Moto {
     }
 }
 
+/// Run a command to completion with its output captured, killing it (and
+/// failing the test) after `timeout`: a stuck tool must not hang CI.
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let what = format!("{:?}", cmd.get_program());
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    wait_output_within(child, timeout, &what)
+}
+
+/// Wait for a child with piped output (drained while it runs, so a chatty
+/// child never blocks on a full pipe), killing it after `timeout`.
+pub fn wait_output_within(
+    child: std::process::Child,
+    timeout: Duration,
+    what: &str,
+) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("waiting for {what}: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{what} did not finish within {timeout:?}");
+        }
+    }
+}
+
 /// Validate YAML (one or more documents) against the Kubernetes OpenAPI
 /// schemas with `kubernetes-validate --strict` for every version in
 /// [`KUBE_VERSIONS`]. Returns the tool's output on failure.
@@ -176,11 +213,12 @@ pub fn kubernetes_validate(yaml: &str) -> Result<(), String> {
     let file = dir.path().join("objects.yaml");
     std::fs::write(&file, yaml).unwrap();
     for v in KUBE_VERSIONS {
-        let out = Command::new(tool("kubernetes-validate"))
-            .args(["-k", v, "--strict", "--quiet"])
-            .arg(&file)
-            .output()
-            .expect("run kubernetes-validate");
+        let out = output_within(
+            Command::new(tool("kubernetes-validate"))
+                .args(["-k", v, "--strict", "--quiet"])
+                .arg(&file),
+            Duration::from_secs(120),
+        );
         if !out.status.success() {
             return Err(format!(
                 "kubernetes-validate -k {v} --strict failed:\n{}{}",
