@@ -211,3 +211,70 @@ fn reinvocation_patch_only_touches_the_agent() {
         );
     }
 }
+
+/// The same fixtures through the real router (`routes::router` + `oneshot`, as
+/// the API server's request would travel): the answer carries exactly the
+/// outcome the golden files pin — deny message, base64 patch, warnings.
+#[tokio::test]
+async fn golden_fixtures_through_the_router_give_the_same_answers() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use base64::Engine;
+    use http_body_util::BodyExt;
+    use secrets_injector_webhook::metrics::Metrics;
+    use secrets_injector_webhook::routes::{self, AppState};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    for (stem, pod_value) in fixtures() {
+        let settings = settings_for(&stem);
+        let pod: Pod = serde_json::from_value(pod_value.clone()).unwrap();
+        let direct = review(&pod, Some("demo"), &settings);
+        let app = routes::router(AppState {
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::new()),
+            request_timeout: std::time::Duration::from_secs(10),
+        });
+        let body = serde_json::to_vec(&secrets_injector_tests::pods::admission_review(
+            &pod_value, "demo", &stem,
+        ))
+        .unwrap();
+        let req = Request::post("/mutate")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{stem}");
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        let r = &answer["response"];
+        assert_eq!(r["uid"], stem.as_str(), "{stem}: uid echoed");
+        match direct {
+            Outcome::Denied(message) => {
+                assert_eq!(r["allowed"], false, "{stem}");
+                assert_eq!(r["status"]["message"], message.as_str(), "{stem}");
+                assert!(r.get("patch").is_none(), "{stem}: a deny carries no patch");
+            }
+            Outcome::Allowed { patch, warnings } => {
+                assert_eq!(r["allowed"], true, "{stem}");
+                let got = r["patch"].as_str().map(|b64| {
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .unwrap();
+                    serde_json::from_slice::<Value>(&raw).unwrap()
+                });
+                let want = patch
+                    .filter(|p| !p.0.is_empty())
+                    .map(|p| serde_json::to_value(p).unwrap());
+                assert_eq!(got, want, "{stem}: patch");
+                if want.is_some() {
+                    assert_eq!(r["patchType"], "JSONPatch", "{stem}");
+                }
+                let got_warnings: Vec<String> =
+                    serde_json::from_value(r.get("warnings").cloned().unwrap_or(json!([])))
+                        .unwrap();
+                assert_eq!(got_warnings, warnings, "{stem}: warnings");
+            }
+        }
+    }
+}
