@@ -348,14 +348,6 @@ impl AwsFetcher {
             results.insert(k.clone(), r);
         }
     }
-
-    /// The failover read of one key (see [`failover_key`]).
-    async fn failover(&self, key: &Key) -> Outcome {
-        let mut results = self.fetch_keys(vec![key.clone()]).await;
-        results
-            .remove(key)
-            .unwrap_or_else(|| Err(local("NoResult", "no answer in the failover region")))
-    }
 }
 
 /// `spec`'s `failover` ref (its ARN region wins), else the same ref, in `region`.
@@ -408,7 +400,10 @@ impl Fetch for AwsFetcher {
                 .push(i);
         }
         let results = self.fetch_keys(wanted.keys().cloned().collect()).await;
-        let mut outcome = FetchOutcome::default();
+        // Each spec's answer: the primary one, or (None) its failover key's,
+        // all failover keys read together in as few calls as the primary.
+        let mut answers: Vec<(usize, Key, Option<Outcome>)> = Vec::new();
+        let mut failover_keys: Vec<Key> = Vec::new();
         for (key, indices) in wanted {
             let primary = results
                 .get(&key)
@@ -416,25 +411,43 @@ impl Fetch for AwsFetcher {
                 .unwrap_or_else(|| Err(local("NoResult", "no answer for this secret")));
             for index in indices {
                 let spec = &specs[index];
-                let (r, key) = match (&primary, &self.clients.failover_region) {
+                match (&primary, &self.clients.failover_region) {
                     (Err(c), Some(region)) if c.failover && *region != key.region => {
                         tracing::warn!(secret = %spec.source, code = %c.code, failover_region = %region, "primary region failed; trying the failover region");
                         let fk = failover_key(spec, region);
-                        (self.failover(&fk).await, fk)
+                        if !failover_keys.contains(&fk) {
+                            failover_keys.push(fk.clone());
+                        }
+                        answers.push((index, fk, None));
                     }
-                    _ => (primary.clone(), key.clone()),
-                };
-                match r {
-                    Ok(value) => outcome.values.push(Fetched { index, value }),
-                    Err(c) => outcome.failures.push(FetchFailure {
-                        index,
-                        secret: spec.source.to_string(),
-                        hint: hint(&c.code, key.action(), &key.resource(), &key.region),
-                        code: c.code,
-                        message: c.message,
-                        transient: c.transient,
-                    }),
+                    _ => answers.push((index, key.clone(), Some(primary.clone()))),
                 }
+            }
+        }
+        let failover_results = if failover_keys.is_empty() {
+            Default::default()
+        } else {
+            self.fetch_keys(failover_keys).await
+        };
+        let mut outcome = FetchOutcome::default();
+        for (index, key, answer) in answers {
+            let r = answer.unwrap_or_else(|| {
+                failover_results
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| Err(local("NoResult", "no answer in the failover region")))
+            });
+            let spec = &specs[index];
+            match r {
+                Ok(value) => outcome.values.push(Fetched { index, value }),
+                Err(c) => outcome.failures.push(FetchFailure {
+                    index,
+                    secret: spec.source.to_string(),
+                    hint: hint(&c.code, key.action(), &key.resource(), &key.region),
+                    code: c.code,
+                    message: c.message,
+                    transient: c.transient,
+                }),
             }
         }
         outcome

@@ -334,11 +334,20 @@ client('secretsmanager', 'us-west-2').create_secret(Name='fo-replica', SecretStr
         region: Some("us-east-1"),
         fault: Fault::Error(503, "ServiceUnavailable"),
     }]);
+    proxy.reset_counts();
     let o = f.fetch(&specs).await;
     assert!(o.failures.is_empty(), "{:?}", o.failures);
     assert_eq!(text(&o, 0), "from-us-west-2");
     assert_eq!(text(&o, 1), "param-us-west-2");
     assert_eq!(text(&o, 2), "replica", "the failover object is read");
+    // One failed primary call each, then the failover reads batched like the primary.
+    assert_eq!(
+        proxy.count("BatchGetSecretValue"),
+        2,
+        "1 primary + 1 failover"
+    );
+    assert_eq!(proxy.count("GetSecretValue"), 0);
+    assert_eq!(proxy.count("GetParameters"), 2, "1 primary + 1 failover");
 
     // Permanent errors do not fail over.
     proxy.set_rules(vec![Rule {
