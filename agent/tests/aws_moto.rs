@@ -359,3 +359,75 @@ client('secretsmanager', 'us-west-2').create_secret(Name='fo-replica', SecretStr
     assert_eq!(o.failures.len(), 1, "{:?}", o.values);
     assert_eq!(o.failures[0].code, "AccessDeniedException");
 }
+
+/// The whole init loop (`run::run`) over the real fetcher: throttling, resets
+/// and 500s while the pod starts are retried until they clear, well inside
+/// the startup timeout; the files then hold the values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_rides_out_transient_faults_through_the_run_loop() {
+    use secrets_injector_agent::run::{Exit, Settings, run};
+    use secrets_injector_shared::Mode;
+    use tokio_util::sync::CancellationToken;
+
+    let (moto, proxy) = start().await;
+    moto.boto3(&format!(
+        "client('secretsmanager').create_secret(Name='app/db', SecretString='{CANARY}')\n\
+         client('ssm').put_parameter(Name='/app/key', Value='k1', Type='SecureString')\n"
+    ));
+    let mut specs = vec![spec("app/db"), spec("ssm:/app/key")];
+    specs[1].path = "key".into();
+    let cfg = AgentConfig {
+        mode: Mode::Init,
+        secrets: specs,
+        startup_timeout_secs: 60,
+        ..AgentConfig::default()
+    };
+    let f = fetcher(&cfg, &proxy.endpoint()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("mnt");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mut s = Settings::new(&cfg, mount.clone(), dir.path().join("termination-log"));
+    s.backoff_initial = Duration::from_millis(50);
+    s.backoff_cap = Duration::from_millis(200);
+
+    for fault in [
+        Fault::Error(400, "ThrottlingException"),
+        Fault::Error(500, "InternalServiceError"),
+        Fault::Reset,
+    ] {
+        let _ = std::fs::remove_dir_all(&mount);
+        std::fs::create_dir_all(&mount).unwrap();
+        proxy.set_rules(vec![Rule {
+            action: None,
+            region: None,
+            fault: fault.clone(),
+        }]);
+        proxy.reset_counts();
+        let task = {
+            let (cfg, f, s) = (cfg.clone(), &f, s.clone());
+            async move { run(&cfg, f, &s, CancellationToken::new()).await }
+        };
+        let clear = async {
+            // Let a few attempts fail, then the fault clears.
+            while proxy.count("BatchGetSecretValue") < 3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            proxy.set_rules(vec![]);
+        };
+        let (exit, ()) =
+            tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(task, clear) })
+                .await
+                .unwrap_or_else(|_| panic!("{fault:?}: init did not finish"));
+        assert_eq!(exit, Exit::Done, "{fault:?}");
+        assert_eq!(
+            std::fs::read_to_string(mount.join("f")).unwrap(),
+            CANARY,
+            "{fault:?}"
+        );
+        assert_eq!(std::fs::read_to_string(mount.join("key")).unwrap(), "k1");
+        assert!(
+            !dir.path().join("termination-log").exists(),
+            "{fault:?}: no termination message on success"
+        );
+    }
+}
