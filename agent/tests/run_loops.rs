@@ -215,16 +215,20 @@ async fn optional_missing_secret_is_skipped() {
 #[tokio::test]
 async fn optional_secret_still_failing_at_the_startup_timeout_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
+    // The second secret is throttled on every attempt.
+    let throttled = || {
+        Fake::new(|_, specs| {
+            let mut o = ok_all(specs, "v");
+            o.values.retain(|v| v.index == 0);
+            o.failures = vec![failure(1, "prod/extra", "ThrottlingException", true)];
+            o
+        })
+    };
     let mut c = cfg(Mode::Init, &["prod/db", "prod/extra"]);
     c.secrets[1].optional = true;
     let mut s = settings(dir.path(), &c);
     s.startup_timeout = Duration::from_millis(300);
-    let fake = Fake::new(|_, specs| {
-        let mut o = ok_all(specs, "v");
-        o.values.retain(|v| v.index == 0);
-        o.failures = vec![failure(1, "prod/extra", "ThrottlingException", true)];
-        o
-    });
+    let fake = throttled();
     assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Done);
     assert!(
         fake.calls.load(Ordering::SeqCst) > 1,
@@ -241,13 +245,7 @@ async fn optional_secret_still_failing_at_the_startup_timeout_is_skipped() {
     let c = cfg(Mode::Init, &["prod/db", "prod/extra"]);
     let mut s = settings(dir.path(), &c);
     s.startup_timeout = Duration::from_millis(300);
-    let fake = Fake::new(|_, specs| {
-        let mut o = ok_all(specs, "v");
-        o.values.retain(|v| v.index == 0);
-        o.failures = vec![failure(1, "prod/extra", "ThrottlingException", true)];
-        o
-    });
-    assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Failed);
+    assert_eq!(run_bounded(&c, &throttled(), &s).await, Exit::Failed);
 }
 
 #[tokio::test]
