@@ -157,6 +157,17 @@ fn convert(o: AscpObject) -> Result<SecretSpec, Vec<String>> {
     {
         problems.push("objectVersion: an SSM parameter version is a number".into());
     }
+    if source
+        .as_ref()
+        .is_some_and(|s| s.service() == Service::SsmParameter)
+        && o.object_version.is_some()
+        && o.object_version_label.is_some()
+    {
+        problems.push(
+            "objectVersion and objectVersionLabel: an SSM parameter is pinned by one of them, not both"
+                .into(),
+        );
+    }
     let Some(source) = source else {
         return Err(problems);
     };
@@ -287,6 +298,15 @@ mod tests {
         let yaml = "#".repeat(MAX_OBJECTS_BYTES + 1);
         let err = parse_objects(&yaml).unwrap_err().join("");
         assert!(err.contains("the limit is 65536 bytes"), "{err}");
+    }
+
+    #[test]
+    fn ssm_pins_by_version_or_label_not_both() {
+        let yaml = "- {objectName: /app/key, objectType: ssmparameter, objectVersion: '3', objectVersionLabel: prod}";
+        let errs = parse_objects(yaml).unwrap_err().join("\n");
+        assert!(errs.contains("pinned by one of them, not both"), "{errs}");
+        let yaml = "- {objectName: db, objectType: secretsmanager, objectVersion: v1, objectVersionLabel: AWSCURRENT}";
+        assert!(parse_objects(yaml).is_ok(), "Secrets Manager takes both");
     }
 
     #[test]
