@@ -112,14 +112,25 @@ impl Key {
 
     /// IAM resource of this key, for hints (an ARN pattern when only a name is known).
     fn resource(&self) -> String {
+        // The partition follows the region (`cn-*`, `us-gov-*`), as IAM needs it.
+        let partition = if self.region.starts_with("cn-") {
+            "aws-cn"
+        } else if self.region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        };
         if self.id.starts_with("arn:") {
             self.id.clone()
         } else if self.ssm {
             let slash = if self.id.starts_with('/') { "" } else { "/" };
-            format!("arn:aws:ssm:{}:*:parameter{slash}{}", self.region, self.id)
+            format!(
+                "arn:{partition}:ssm:{}:*:parameter{slash}{}",
+                self.region, self.id
+            )
         } else {
             format!(
-                "arn:aws:secretsmanager:{}:*:secret:{}-*",
+                "arn:{partition}:secretsmanager:{}:*:secret:{}-*",
                 self.region, self.id
             )
         }
@@ -451,5 +462,37 @@ impl Fetch for AwsFetcher {
             }
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(r: &str, region: &str) -> Key {
+        let spec = SecretSpec::new(SecretRef::parse(r).unwrap(), "f");
+        Key::new(&spec.source, &spec, region)
+    }
+
+    #[test]
+    fn hint_resources_are_arns_of_the_region_partition() {
+        assert_eq!(
+            key("prod/db", "eu-west-1").resource(),
+            "arn:aws:secretsmanager:eu-west-1:*:secret:prod/db-*"
+        );
+        assert_eq!(
+            key("prod/db", "cn-north-1").resource(),
+            "arn:aws-cn:secretsmanager:cn-north-1:*:secret:prod/db-*"
+        );
+        assert_eq!(
+            key("ssm:/app/key", "us-gov-west-1").resource(),
+            "arn:aws-us-gov:ssm:us-gov-west-1:*:parameter/app/key"
+        );
+        let arn = "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:db-AbCdEf";
+        assert_eq!(
+            key(arn, "eu-west-1").resource(),
+            arn,
+            "an ARN is its own resource"
+        );
     }
 }
