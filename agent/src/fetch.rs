@@ -361,14 +361,26 @@ impl AwsFetcher {
     }
 }
 
-/// `spec`'s `failover` ref (its ARN region wins), else the same ref, in `region`.
+/// `spec`'s `failover` ref (its ARN region wins), else the same ref in
+/// `region` — for an ARN, the same ARN with `region` in it (a Secrets Manager
+/// replica keeps everything but the region).
 fn failover_key(spec: &SecretSpec, region: &str) -> Key {
     match &spec.failover {
         Some(f) => Key::new(f, spec, region),
-        None => Key {
-            region: region.to_string(),
-            ..Key::new(&spec.source, spec, region)
-        },
+        None => {
+            let primary = Key::new(&spec.source, spec, region);
+            let id = match primary.id.splitn(5, ':').collect::<Vec<_>>().as_slice() {
+                ["arn", partition, service, _, rest] => {
+                    format!("arn:{partition}:{service}:{region}:{rest}")
+                }
+                _ => primary.id.clone(),
+            };
+            Key {
+                region: region.to_string(),
+                id,
+                ..primary
+            }
+        }
     }
 }
 
@@ -494,5 +506,22 @@ mod tests {
             arn,
             "an ARN is its own resource"
         );
+    }
+
+    #[test]
+    fn failover_of_an_arn_is_the_same_arn_in_the_failover_region() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf";
+        let spec = SecretSpec::new(SecretRef::parse(arn).unwrap(), "f");
+        let k = failover_key(&spec, "us-west-2");
+        assert_eq!(
+            (k.id.as_str(), k.region.as_str()),
+            (
+                "arn:aws:secretsmanager:us-west-2:123456789012:secret:prod/db-AbCdEf",
+                "us-west-2"
+            )
+        );
+        let spec = SecretSpec::new(SecretRef::parse("prod/db").unwrap(), "f");
+        let k = failover_key(&spec, "us-west-2");
+        assert_eq!((k.id.as_str(), k.region.as_str()), ("prod/db", "us-west-2"));
     }
 }
