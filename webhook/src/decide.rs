@@ -193,13 +193,21 @@ pub fn decide(pod: &Pod, settings: &Settings) -> Decision {
 
     let first = container(spec, *first_slot);
     let pod_sc = spec.security_context.as_ref();
-    let app_sc = first.security_context.as_ref();
-    let app_uid = app_sc
-        .and_then(|s| s.run_as_user)
-        .or_else(|| pod_sc.and_then(|s| s.run_as_user));
-    let app_gid = app_sc
-        .and_then(|s| s.run_as_group)
-        .or_else(|| pod_sc.and_then(|s| s.run_as_group));
+    // A container's uid/gid: its own securityContext, else the pod's.
+    let uid_of = |c: &Container| {
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.run_as_user)
+            .or_else(|| pod_sc.and_then(|s| s.run_as_user))
+    };
+    let gid_of = |c: &Container| {
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.run_as_group)
+            .or_else(|| pod_sc.and_then(|s| s.run_as_group))
+    };
+    let app_uid = uid_of(first);
+    let app_gid = gid_of(first);
     let fs_group = pod_sc.and_then(|s| s.fs_group);
     let non_root = |id: Option<i64>| id.filter(|v| *v > 0);
     let as_u32 = |id: Option<i64>| id.and_then(|v| u32::try_from(v).ok());
@@ -215,18 +223,6 @@ pub fn decide(pod: &Pod, settings: &Settings) -> Decision {
             .map(|slot| non_root(id(container(spec, *slot))));
         let first = ids.next().flatten();
         ids.all(|other| other == first).then_some(first).flatten()
-    };
-    let uid_of = |c: &Container| {
-        c.security_context
-            .as_ref()
-            .and_then(|s| s.run_as_user)
-            .or_else(|| pod_sc.and_then(|s| s.run_as_user))
-    };
-    let gid_of = |c: &Container| {
-        c.security_context
-            .as_ref()
-            .and_then(|s| s.run_as_group)
-            .or_else(|| pod_sc.and_then(|s| s.run_as_group))
     };
     let owner = Owner {
         uid: as_u32(shared(&uid_of)),

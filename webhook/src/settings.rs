@@ -92,6 +92,16 @@ pub struct Settings {
     pub sidecar_style: SidecarStyle,
 }
 
+/// Set `name` in `env`; the last setting wins, as a shell would do.
+fn set_env(env: &mut Vec<EnvVar>, name: &str, value: &str) {
+    env.retain(|e| e.name != name);
+    env.push(EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        value_from: None,
+    });
+}
+
 /// The agent's env var for extra CA roots (PEM).
 const CA_BUNDLE_ENV: &str = "SECRETS_INJECTOR_CA_BUNDLE";
 
@@ -184,25 +194,14 @@ impl Settings {
                     i + 1
                 )));
             }
-            // Last one wins, as a shell would do.
-            out.retain(|e| e.name != name);
-            out.push(EnvVar {
-                name: name.to_string(),
-                value: Some(value.to_string()),
-                value_from: None,
-            });
+            set_env(&mut out, name, value);
         }
         if let Some(pem) = self
             .agent_ca_bundle
             .as_deref()
             .filter(|p| !p.trim().is_empty())
         {
-            out.retain(|e| e.name != CA_BUNDLE_ENV);
-            out.push(EnvVar {
-                name: CA_BUNDLE_ENV.to_string(),
-                value: Some(pem.to_string()),
-                value_from: None,
-            });
+            set_env(&mut out, CA_BUNDLE_ENV, pem);
         }
         Ok(out)
     }
