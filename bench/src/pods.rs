@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn annotations_parse_without_problems() {
         for p in [typical(), large()] {
-            let req = parse_annotations(&annotations(&p));
+            let req = parse_annotations(&annotations(&p)).into_result();
             assert!(matches!(req, Ok(Some(_))), "{req:?}");
         }
     }

@@ -9,24 +9,27 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
-use secrets_injector_webhook::mutate::{Outcome, review};
-use secrets_injector_webhook::settings::Settings;
+use secrets_injector_webhook::review::{Outcome, review};
+use secrets_injector_webhook::settings::AgentFlags;
+use secrets_injector_webhook::template::AgentTemplate;
 use serde_json::Value;
 
 use crate::Error;
 use crate::stats::Summary;
 
 #[derive(Parser)]
-struct SettingsOnly {
+struct FlagsOnly {
     #[command(flatten)]
-    settings: Settings,
+    agent: AgentFlags,
 }
 
-/// The webhook's settings with every default, as `serve` would have them.
-pub fn default_settings() -> Result<Settings, Error> {
-    SettingsOnly::try_parse_from(["bench"])
-        .map(|s| s.settings)
-        .map_err(|e| Error::Measure(format!("webhook settings: {e}")))
+/// The agent template with every default, as `serve` would build it.
+pub fn default_settings() -> Result<AgentTemplate, Error> {
+    FlagsOnly::try_parse_from(["bench"])
+        .map_err(|e| Error::Measure(format!("webhook flags: {e}")))?
+        .agent
+        .template()
+        .map_err(|e| Error::Measure(format!("webhook flags: {e}")))
 }
 
 /// Time `iters` calls of `review` on `pod` (after a warm-up); also returns the patch length.
@@ -34,7 +37,7 @@ pub fn bench_review(pod: &Value, iters: usize) -> Result<(Summary, usize), Error
     let settings = default_settings()?;
     let pod: Pod =
         serde_json::from_value(pod.clone()).map_err(|e| Error::Measure(format!("pod: {e}")))?;
-    let ops = match review(&pod, Some("bench"), &settings) {
+    let ops = match review(&pod, &settings) {
         Outcome::Allowed {
             patch: Some(patch), ..
         } => patch.0.len(),
@@ -45,12 +48,12 @@ pub fn bench_review(pod: &Value, iters: usize) -> Result<(Summary, usize), Error
         }
     };
     for _ in 0..iters / 10 {
-        black_box(review(black_box(&pod), Some("bench"), &settings));
+        black_box(review(black_box(&pod), &settings));
     }
     let mut samples = Vec::with_capacity(iters);
     for _ in 0..iters {
         let t = Instant::now();
-        black_box(review(black_box(&pod), Some("bench"), &settings));
+        black_box(review(black_box(&pod), &settings));
         samples.push(t.elapsed());
     }
     let s = Summary::of(samples).ok_or_else(|| Error::Measure("no samples".into()))?;
@@ -67,7 +70,7 @@ pub async fn bench_router(pod: &Value, iters: usize) -> Result<Summary, Error> {
     use tower::ServiceExt;
 
     let app = router(AppState {
-        settings: Arc::new(default_settings()?),
+        template: Arc::new(default_settings()?),
         metrics: Arc::new(Metrics::new()),
         request_timeout: Duration::from_secs(10),
     });

@@ -4,27 +4,28 @@ use std::collections::BTreeMap;
 
 use crate::config::{
     AgentConfig, DEFAULT_MOUNT_PATH, DEFAULT_REFRESH_SECS, DEFAULT_STARTUP_TIMEOUT_SECS, Format,
-    MAX_REFRESH_SECS, MAX_STARTUP_TIMEOUT_SECS, MIN_REFRESH_SECS, Mode, SecretSpec,
+    MAX_REFRESH_SECS, MAX_STARTUP_TIMEOUT_SECS, MIN_REFRESH_SECS, Mode, OnChange, SecretSpec,
 };
 use crate::error::Problems;
 use crate::keys;
 use crate::objects::parse_objects;
 use crate::paths;
+use crate::quantity::Quantity;
 use crate::refs::SecretRef;
 use crate::validate;
 
 /// Most secrets (annotations + objects) one pod may name.
 pub const MAX_SECRETS: usize = 500;
 
-/// What a pod asked for, validated. The webhook adds what only the pod spec
-/// knows (owner uid/gid) to `config` before handing it to the agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a pod asked for. The webhook adds what only the pod spec knows
+/// (owner uid/gid) to `config` before handing it to the agent.
+#[derive(Debug, Clone, PartialEq)]
 pub struct InjectionRequest {
     pub config: AgentConfig,
     /// Containers to mount the volume into; `None` = all app containers.
     pub containers: Option<Vec<String>>,
-    pub agent_cpu: Option<String>,
-    pub agent_memory: Option<String>,
+    pub agent_cpu: Option<Quantity>,
+    pub agent_memory: Option<Quantity>,
 }
 
 impl InjectionRequest {
@@ -36,105 +37,199 @@ impl InjectionRequest {
     }
 }
 
-/// Parse a pod's annotations. `Ok(None)`: the pod names no secrets or opted
-/// out with `inject: "false"` — leave it unchanged. `Err`: every problem found.
-pub fn parse_annotations(
-    annotations: &BTreeMap<String, String>,
-) -> Result<Option<InjectionRequest>, Problems> {
+/// A pod's annotations, read once: what could be parsed plus every problem,
+/// so a caller never re-reads the annotations to report on a failure.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    /// `None`: the pod names no secrets, or opted out. Otherwise the request,
+    /// with defaults in place of the values that were invalid.
+    pub request: Option<InjectionRequest>,
+    /// Every problem found; any problem means the pod must be denied.
+    pub problems: Problems,
+}
+
+impl Parsed {
+    /// `Ok(None)`: leave the pod unchanged; `Ok(Some)`: inject; `Err`: deny.
+    pub fn into_result(self) -> Result<Option<InjectionRequest>, Problems> {
+        if self.problems.is_empty() {
+            Ok(self.request)
+        } else {
+            Err(self.problems)
+        }
+    }
+}
+
+/// Parse a pod's annotations (DESIGN §3). Work is linear in their size, and
+/// the secret count limit is checked before any secret is parsed.
+pub fn parse_annotations(annotations: &BTreeMap<String, String>) -> Parsed {
     let mut p = Problems::default();
     match annotations.get(keys::INJECT).map(|v| v.trim()) {
-        Some("false" | "disabled") => return Ok(None),
+        Some("false" | "disabled") => return Parsed::default(),
         Some("true" | "enabled") | None => {}
         Some(other) => p.push(keys::INJECT, format!("{other:?} is not true or false")),
     }
-    let mut secrets: Vec<SecretSpec> = Vec::new();
-    // Annotation key (or `objects[i]`) of each output path, for duplicate reports.
-    let mut origin: Vec<String> = Vec::new();
-    let mut formats: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
-    let mut named_any = false;
+    let Some(mut sources) = read_sources(annotations, &mut p) else {
+        // A misspelt key (`secrets-injector.io/secrets-db`) must not let a pod
+        // that wanted secrets start silently without them: `p` says so.
+        return Parsed {
+            request: None,
+            problems: p,
+        };
+    };
+    sources.apply_formats(&mut p);
+    check_output_paths(&sources.secrets, &sources.origin, &mut p);
+    let values = Values(annotations);
+    let get = |k: &str| values.get(k);
+    let mut config = behaviour(&values, &mut p);
+    config.secrets = sources.secrets;
+    let mut quantity =
+        |key: &str| get(key).and_then(|v| Quantity::parse(v).map_err(|e| p.push(key, e)).ok());
+    let agent_cpu = quantity(keys::AGENT_CPU);
+    let agent_memory = quantity(keys::AGENT_MEMORY);
+    let containers = get(keys::CONTAINERS).map(|v| container_names(v, &mut p));
+    Parsed {
+        request: Some(InjectionRequest {
+            config,
+            containers,
+            agent_cpu,
+            agent_memory,
+        }),
+        problems: p,
+    }
+}
 
-    for (key, value) in annotations {
+/// The secrets a pod names, with the annotation each output came from.
+struct Sources<'a> {
+    secrets: Vec<SecretSpec>,
+    /// Annotation key (or `objects[i]`) of each secret, for duplicate reports.
+    origin: Vec<String>,
+    /// `format-<file>` annotations: file → (key, value).
+    formats: BTreeMap<&'a str, (&'a str, &'a str)>,
+}
+
+/// Every `secret-*` and `objects` annotation, and unknown keys reported;
+/// `None` when the pod names no secrets.
+fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option<Sources<'a>> {
+    let named = a
+        .keys()
+        .filter(|k| k.starts_with(keys::SECRET_PREFIX))
+        .count();
+    // Checked before parsing anything, so an oversized pod costs one pass.
+    let over_limit = named > MAX_SECRETS;
+    if over_limit {
+        p.push(
+            keys::SECRET_PREFIX.trim_end_matches('-'),
+            format!("the pod has {named} secret annotations; the limit is {MAX_SECRETS}"),
+        );
+    }
+    let mut out = Sources {
+        secrets: Vec::new(),
+        origin: Vec::new(),
+        formats: BTreeMap::new(),
+    };
+    let mut named_any = named > 0;
+    for (key, value) in a {
         if let Some(file) = key.strip_prefix(keys::SECRET_PREFIX) {
-            named_any = true;
-            if let Err(e) = paths::check_relative(file, false) {
-                p.push(key, format!("file name {file:?} {e}"));
-                continue;
-            }
-            match SecretRef::parse(value) {
-                Ok(source) => {
-                    secrets.push(SecretSpec::new(source, file));
-                    origin.push(key.clone());
-                }
-                Err(e) => p.push(key, e),
+            if !over_limit {
+                out.secret(key, file, value, p);
             }
         } else if let Some(file) = key.strip_prefix(keys::FORMAT_PREFIX) {
-            formats.insert(file, (key, value));
+            out.formats.insert(file, (key, value));
         } else if key == keys::OBJECTS {
             named_any = true;
             match parse_objects(value) {
                 Ok(specs) => {
-                    origin.extend((0..specs.len()).map(|i| format!("{}[{i}]", keys::OBJECTS)));
-                    secrets.extend(specs);
+                    out.origin
+                        .extend((0..specs.len()).map(|i| format!("{}[{i}]", keys::OBJECTS)));
+                    out.secrets.extend(specs);
                 }
                 Err(errs) => errs.into_iter().for_each(|e| p.push(key, e)),
             }
-        } else if key.starts_with(keys::DOMAIN)
-            && key[keys::DOMAIN.len()..].starts_with('/')
-            && !keys::KNOWN.contains(&key.as_str())
-        {
+        } else if is_unknown(key) {
             p.push(
                 key,
                 "unknown annotation (check the spelling against the documentation)",
             );
         }
     }
-    if !named_any {
-        // A misspelt key (`secrets-injector.io/secrets-db`) must not let a pod
-        // that wanted secrets start silently without them.
-        return if p.is_empty() { Ok(None) } else { Err(p) };
-    }
-    for (file, (key, value)) in formats {
-        // Formats apply to `secret-<file>` annotations only; objects carry their own `format`.
-        let target = secrets
-            .iter_mut()
-            .zip(&origin)
-            .find(|(s, from)| s.path == file && from.starts_with(keys::SECRET_PREFIX))
-            .map(|(s, _)| s);
-        match (Format::parse(value.trim()), target) {
-            (None, _) => p.push(
-                key,
-                format!("{value:?} is not raw, dotenv, json, yaml, properties or files"),
-            ),
-            (Some(_), None) => p.push(
-                key,
-                format!("no matching {}{file} annotation", keys::SECRET_PREFIX),
-            ),
-            (Some(f), Some(spec)) => spec.format = f,
-        }
-    }
-    if secrets.len() > MAX_SECRETS {
+    if out.secrets.len() > MAX_SECRETS {
         p.push(
             keys::OBJECTS,
             format!(
                 "the pod names {} secrets; the limit is {MAX_SECRETS}",
-                secrets.len()
+                out.secrets.len()
             ),
         );
     }
-    check_output_paths(&secrets, &origin, &mut p);
+    named_any.then_some(out)
+}
 
-    let get = |k: &str| {
-        annotations
-            .get(k)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-    };
-    let mut cfg = AgentConfig {
-        secrets,
-        ..AgentConfig::default()
-    };
+/// A key under our domain that this version does not know.
+fn is_unknown(key: &str) -> bool {
+    key.starts_with(keys::DOMAIN)
+        && key[keys::DOMAIN.len()..].starts_with('/')
+        && !keys::KNOWN.contains(&key)
+}
 
-    cfg.mode = match get(keys::MODE) {
+impl Sources<'_> {
+    fn secret(&mut self, key: &str, file: &str, value: &str, p: &mut Problems) {
+        if let Err(e) = paths::check_relative(file, false) {
+            p.push(key, format!("file name {file:?} {e}"));
+            return;
+        }
+        match SecretRef::parse(value) {
+            Ok(source) => {
+                self.secrets.push(SecretSpec::new(source, file));
+                self.origin.push(key.to_string());
+            }
+            Err(e) => p.push(key, e),
+        }
+    }
+
+    /// Formats apply to `secret-<file>` annotations only; objects carry their own `format`.
+    fn apply_formats(&mut self, p: &mut Problems) {
+        let by_file: BTreeMap<&str, usize> = self
+            .secrets
+            .iter()
+            .zip(&self.origin)
+            .enumerate()
+            .filter(|(_, (_, from))| from.starts_with(keys::SECRET_PREFIX))
+            .map(|(i, (s, _))| (s.path.as_str(), i))
+            .collect();
+        let mut set = Vec::new();
+        for (file, (key, value)) in &self.formats {
+            match (Format::parse(value.trim()), by_file.get(file)) {
+                (None, _) => p.push(
+                    key,
+                    format!("{value:?} is not raw, dotenv, json, yaml, properties or files"),
+                ),
+                (Some(_), None) => p.push(
+                    key,
+                    format!("no matching {}{file} annotation", keys::SECRET_PREFIX),
+                ),
+                (Some(f), Some(&i)) => set.push((i, f)),
+            }
+        }
+        for (i, f) in set {
+            self.secrets[i].format = f;
+        }
+    }
+}
+
+/// Annotation values, trimmed; an empty value counts as absent.
+struct Values<'a>(&'a BTreeMap<String, String>);
+
+impl<'a> Values<'a> {
+    fn get(&self, key: &str) -> Option<&'a str> {
+        self.0.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+}
+
+/// `mode`, durations, mount path, regions, role, permissions, on-change and
+/// node-role opt-in; an invalid value is reported and replaced by its default.
+fn behaviour(values: &Values<'_>, p: &mut Problems) -> AgentConfig {
+    let get = |k: &str| values.get(k);
+    let mode = match get(keys::MODE) {
         None | Some("init") => Mode::Init,
         Some("sidecar") => Mode::Sidecar,
         Some(other) => {
@@ -142,50 +237,12 @@ pub fn parse_annotations(
             Mode::Init
         }
     };
-    cfg.refresh_interval_secs = get(keys::REFRESH_INTERVAL).map_or(DEFAULT_REFRESH_SECS, |v| {
-        match validate::parse_duration_secs(v) {
-            Ok(s) if s < MIN_REFRESH_SECS => {
-                p.push(
-                    keys::REFRESH_INTERVAL,
-                    format!("{v:?} is below the minimum of 30s"),
-                );
-                DEFAULT_REFRESH_SECS
-            }
-            Ok(s) if s > MAX_REFRESH_SECS => {
-                p.push(
-                    keys::REFRESH_INTERVAL,
-                    format!("{v:?} is above the maximum of 24h"),
-                );
-                DEFAULT_REFRESH_SECS
-            }
-            Ok(s) => s,
-            Err(e) => {
-                p.push(keys::REFRESH_INTERVAL, e);
-                DEFAULT_REFRESH_SECS
-            }
-        }
-    });
-    cfg.startup_timeout_secs =
-        get(keys::STARTUP_TIMEOUT).map_or(DEFAULT_STARTUP_TIMEOUT_SECS, |v| {
-            match validate::parse_duration_secs(v) {
-                Ok(0) => {
-                    p.push(keys::STARTUP_TIMEOUT, "must be greater than zero");
-                    DEFAULT_STARTUP_TIMEOUT_SECS
-                }
-                Ok(s) if s > MAX_STARTUP_TIMEOUT_SECS => {
-                    p.push(
-                        keys::STARTUP_TIMEOUT,
-                        format!("{v:?} is above the maximum of 1h"),
-                    );
-                    DEFAULT_STARTUP_TIMEOUT_SECS
-                }
-                Ok(s) => s,
-                Err(e) => {
-                    p.push(keys::STARTUP_TIMEOUT, e);
-                    DEFAULT_STARTUP_TIMEOUT_SECS
-                }
-            }
-        });
+    let mut cfg = AgentConfig {
+        mode,
+        ..AgentConfig::default()
+    };
+    cfg.refresh_interval_secs = duration(values, p, keys::REFRESH_INTERVAL, REFRESH_BOUNDS);
+    cfg.startup_timeout_secs = duration(values, p, keys::STARTUP_TIMEOUT, STARTUP_BOUNDS);
     cfg.mount_path = match get(keys::MOUNT_PATH) {
         None => DEFAULT_MOUNT_PATH.to_string(),
         Some(v) => match paths::check_absolute(v) {
@@ -196,14 +253,12 @@ pub fn parse_annotations(
             }
         },
     };
-    let mut opt = |key: &str, check: fn(&str) -> Result<String, String>| {
+    let mut opt = |key: &str, check: &dyn Fn(&str) -> Result<String, String>| {
         get(key).and_then(|v| check(v).map_err(|e| p.push(key, e)).ok())
     };
-    cfg.region = opt(keys::REGION, validate::check_region);
-    cfg.failover_region = opt(keys::FAILOVER_REGION, validate::check_region);
-    cfg.role_arn = opt(keys::ROLE_ARN, validate::check_role_arn);
-    let agent_cpu = opt(keys::AGENT_CPU, validate::check_quantity);
-    let agent_memory = opt(keys::AGENT_MEMORY, validate::check_quantity);
+    cfg.region = opt(keys::REGION, &validate::check_region);
+    cfg.failover_region = opt(keys::FAILOVER_REGION, &validate::check_region);
+    cfg.role_arn = opt(keys::ROLE_ARN, &validate::check_role_arn);
     if cfg.failover_region.is_some() && cfg.failover_region == cfg.region {
         p.push(keys::FAILOVER_REGION, "is the same as the primary region");
     }
@@ -213,7 +268,7 @@ pub fn parse_annotations(
             .ok()
     });
     cfg.on_change = get(keys::ON_CHANGE).and_then(|v| {
-        validate::parse_on_change(v)
+        OnChange::parse(v)
             .map_err(|e| p.push(keys::ON_CHANGE, e))
             .ok()
     });
@@ -234,39 +289,68 @@ pub fn parse_annotations(
             false
         }
     };
-    let containers = get(keys::CONTAINERS).map(|v| {
-        let names: Vec<String> = v
-            .split(',')
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty())
-            .collect();
-        if names.is_empty() {
-            p.push(keys::CONTAINERS, "lists no container names");
-        }
-        for n in &names {
-            if let Err(e) = validate::check_container_name(n) {
-                p.push(keys::CONTAINERS, e);
-            }
-        }
-        names
-    });
+    cfg
+}
 
-    if p.is_empty() {
-        Ok(Some(InjectionRequest {
-            config: cfg,
-            containers,
-            agent_cpu,
-            agent_memory,
-        }))
-    } else {
-        Err(p)
+/// Allowed range of a duration annotation and its default.
+struct Bounds {
+    default: u64,
+    /// Smallest allowed value and the words for it.
+    min: (u64, &'static str),
+    /// Largest allowed value and the words for it.
+    max: (u64, &'static str),
+}
+
+const REFRESH_BOUNDS: Bounds = Bounds {
+    default: DEFAULT_REFRESH_SECS,
+    min: (MIN_REFRESH_SECS, "is below the minimum of 30s"),
+    max: (MAX_REFRESH_SECS, "is above the maximum of 24h"),
+};
+
+const STARTUP_BOUNDS: Bounds = Bounds {
+    default: DEFAULT_STARTUP_TIMEOUT_SECS,
+    min: (1, "must be greater than zero"),
+    max: (MAX_STARTUP_TIMEOUT_SECS, "is above the maximum of 1h"),
+};
+
+fn duration(values: &Values<'_>, p: &mut Problems, key: &str, bounds: Bounds) -> u64 {
+    let Some(v) = values.get(key) else {
+        return bounds.default;
+    };
+    let problem = match validate::parse_duration_secs(v) {
+        Ok(s) if s < bounds.min.0 && bounds.min.0 == 1 => bounds.min.1.to_string(),
+        Ok(s) if s < bounds.min.0 => format!("{v:?} {}", bounds.min.1),
+        Ok(s) if s > bounds.max.0 => format!("{v:?} {}", bounds.max.1),
+        Ok(s) => return s,
+        Err(e) => e,
+    };
+    p.push(key, problem);
+    bounds.default
+}
+
+/// The `containers` list; names are checked as Kubernetes container names.
+fn container_names(v: &str, p: &mut Problems) -> Vec<String> {
+    let names: Vec<String> = v
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if names.is_empty() {
+        p.push(keys::CONTAINERS, "lists no container names");
     }
+    for n in &names {
+        if let Err(e) = validate::check_container_name(n) {
+            p.push(keys::CONTAINERS, e);
+        }
+    }
+    names
 }
 
 /// Every output path (main file and JMESPath aliases) must be safe and distinct,
-/// and no path may sit inside another (`a` and `a/b`).
+/// and no path may sit inside another (`a` and `a/b`). Sorted-map lookups keep
+/// this O(n log n): a pod cannot buy quadratic work with many annotations.
 fn check_output_paths(secrets: &[SecretSpec], origin: &[String], p: &mut Problems) {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for (spec, from) in secrets.iter().zip(origin) {
         let outputs = std::iter::once(spec.path.as_str())
             .chain(spec.jmes_path.iter().map(|j| j.alias.as_str()));
@@ -275,16 +359,34 @@ fn check_output_paths(secrets: &[SecretSpec], origin: &[String], p: &mut Problem
                 p.push(annotation_of(from), format!("output path {path:?} {e}"));
                 continue;
             }
-            if let Some((_, other)) = seen.iter().find(|(q, _)| paths::overlaps(q, path)) {
+            if let Some(other) = collision(&seen, path) {
                 p.push(
                     annotation_of(from),
                     format!("output path {path:?} collides with the one from {other}"),
                 );
                 continue;
             }
-            seen.push((path, from));
+            seen.insert(path, from);
         }
     }
+}
+
+/// The origin of a seen path equal to `path`, above it, or below it.
+fn collision<'a>(seen: &BTreeMap<&str, &'a str>, path: &str) -> Option<&'a str> {
+    let ancestors = path
+        .match_indices('/')
+        .map(|(i, _)| &path[..i])
+        .chain(std::iter::once(path));
+    for a in ancestors {
+        if let Some(from) = seen.get(a) {
+            return Some(from);
+        }
+    }
+    let below = format!("{path}/");
+    seen.range(below.as_str()..)
+        .next()
+        .filter(|(q, _)| paths::overlaps(q, path))
+        .map(|(_, from)| *from)
 }
 
 fn annotation_of(origin: &str) -> &str {
@@ -294,7 +396,6 @@ fn annotation_of(origin: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OnChange;
 
     fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -304,18 +405,26 @@ mod tests {
     }
 
     fn parse_ok(pairs: &[(&str, &str)]) -> InjectionRequest {
-        parse_annotations(&ann(pairs)).unwrap().unwrap()
+        parse_annotations(&ann(pairs))
+            .into_result()
+            .unwrap()
+            .unwrap()
     }
 
     fn problems(pairs: &[(&str, &str)]) -> String {
-        parse_annotations(&ann(pairs)).unwrap_err().to_string()
+        parse_annotations(&ann(pairs))
+            .into_result()
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn no_secrets_means_no_injection() {
-        assert_eq!(parse_annotations(&ann(&[])).unwrap(), None);
+        assert_eq!(parse_annotations(&ann(&[])).into_result().unwrap(), None);
         assert_eq!(
-            parse_annotations(&ann(&[(keys::MODE, "sidecar"), ("other.io/x", "y")])).unwrap(),
+            parse_annotations(&ann(&[(keys::MODE, "sidecar"), ("other.io/x", "y")]))
+                .into_result()
+                .unwrap(),
             None
         );
     }
@@ -366,7 +475,7 @@ mod tests {
             (keys::INJECT, "false"),
             ("secrets-injector.io/secret-db", "bad ref"),
         ]);
-        assert_eq!(parse_annotations(&a).unwrap(), None);
+        assert_eq!(parse_annotations(&a).into_result().unwrap(), None);
     }
 
     #[test]
@@ -430,8 +539,8 @@ mod tests {
             })
         );
         assert_eq!(c.startup_timeout_secs, 120);
-        assert_eq!(r.agent_cpu.as_deref(), Some("50m"));
-        assert_eq!(r.agent_memory.as_deref(), Some("32Mi"));
+        assert_eq!(r.agent_cpu.as_ref().map(Quantity::as_str), Some("50m"));
+        assert_eq!(r.agent_memory.as_ref().map(Quantity::as_str), Some("32Mi"));
         assert!(c.allow_node_role);
         let by_path = |p: &str| c.secrets.iter().find(|s| s.path == p).unwrap();
         assert_eq!(by_path("db.json").format, Format::Files);

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+pub use crate::on_change::OnChange;
 use crate::refs::SecretRef;
 
 /// The config schema version this build writes and reads.
@@ -87,17 +88,6 @@ impl Format {
     pub fn parse(s: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|f| f.as_str() == s)
     }
-}
-
-/// Action run by a sidecar agent after it rewrote the files.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum OnChange {
-    /// Send `signal` (e.g. `SIGHUP`) to every process whose name is `process`
-    /// (needs `shareProcessNamespace: true`, set by the webhook).
-    Signal { signal: String, process: String },
-    /// POST to a loopback URL.
-    Http { url: String },
 }
 
 /// One extra file cut out of a JSON secret with a JMESPath expression (ASCP `jmesPath`).
@@ -247,8 +237,18 @@ impl AgentConfig {
             serde_json::from_str(s).map_err(|e| Error::ConfigJson(e.to_string()))?;
         match probe.version {
             Some(serde_json::Value::Number(n)) if n.as_u64() == Some(CONFIG_VERSION as u64) => {}
-            Some(v) => return Err(Error::ConfigVersion(v.to_string())),
-            None => return Err(Error::ConfigVersion("missing".to_string())),
+            Some(v) => {
+                return Err(Error::ConfigVersion {
+                    found: v.to_string(),
+                    expected: CONFIG_VERSION,
+                });
+            }
+            None => {
+                return Err(Error::ConfigVersion {
+                    found: "missing".to_string(),
+                    expected: CONFIG_VERSION,
+                });
+            }
         }
         let cfg: AgentConfig =
             serde_json::from_str(s).map_err(|e| Error::ConfigJson(e.to_string()))?;

@@ -57,11 +57,10 @@ pub enum Error {
     #[error("SECRETS_INJECTOR_CONFIG is not valid JSON: {0}")]
     ConfigJson(String),
     #[error(
-        "unsupported AgentConfig version {0}: this agent reads version {v}; \
-         run an agent image that matches the webhook",
-        v = crate::config::CONFIG_VERSION
+        "unsupported AgentConfig version {found}: this agent reads version {expected}; \
+         run an agent image that matches the webhook"
     )]
-    ConfigVersion(String),
+    ConfigVersion { found: String, expected: u32 },
     #[error("invalid AgentConfig: {0}")]
     ConfigInvalid(String),
 }

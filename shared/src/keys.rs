@@ -61,3 +61,14 @@ pub const KNOWN: &[&str] = &[
     STATUS,
     CONFIG_HASH,
 ];
+
+/// Env var carrying extra CA roots (PEM) into the agent (operator's `--agent-ca-bundle`).
+pub const CA_BUNDLE_ENV: &str = "SECRETS_INJECTOR_CA_BUNDLE";
+/// Env var telling a classic-style init agent to fetch once and exit.
+pub const ONCE_ENV: &str = "SECRETS_INJECTOR_ONCE";
+/// Downward-API env: the pod's name, for the agent's STS session name and logs.
+pub const POD_NAME_ENV: &str = "SECRETS_INJECTOR_POD_NAME";
+/// Downward-API env: the pod's namespace, for the agent's STS session name and logs.
+pub const POD_NAMESPACE_ENV: &str = "SECRETS_INJECTOR_POD_NAMESPACE";
+/// Agent env the webhook sets itself; operators may not override it with `--agent-env`.
+pub const WEBHOOK_SET_ENV: &[&str] = &[CONFIG_ENV, ONCE_ENV, POD_NAME_ENV, POD_NAMESPACE_ENV];

@@ -7,11 +7,14 @@ pub mod config;
 pub mod error;
 pub mod keys;
 pub mod objects;
+pub mod on_change;
 pub mod paths;
+pub mod quantity;
 pub mod refs;
 pub mod validate;
 
 pub use annotations::{InjectionRequest, parse_annotations};
 pub use config::{AgentConfig, Format, JmesPathEntry, Mode, OnChange, Owner, SecretSpec};
 pub use error::{Error, Problem, Problems};
+pub use quantity::Quantity;
 pub use refs::{SecretRef, Service};

@@ -1,8 +1,6 @@
 //! Small value checks for annotation values: durations, regions, role ARNs,
 //! octal modes, Kubernetes quantities and names, `on-change` actions.
 
-use crate::config::OnChange;
-
 /// Parse a Go-style duration (`30s`, `5m`, `1h30m`, `1.5h`, `500ms`) into whole seconds,
 /// rounding up sub-second remainders.
 pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
@@ -118,37 +116,6 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     Ok(mode)
 }
 
-/// Kubernetes resource quantity (`100m`, `0.5`, `64Mi`, `1e3`).
-pub fn check_quantity(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    let num_end = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(t.len());
-    let (num, suffix) = t.split_at(num_end);
-    let num = num.strip_prefix(['+', '-']).unwrap_or(num);
-    let num_ok = !num.is_empty()
-        && num != "."
-        && num.matches('.').count() <= 1
-        && num.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    let suffix_ok = matches!(
-        suffix,
-        "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
-    ) || suffix.strip_prefix(['e', 'E']).is_some_and(|e| {
-        !e.is_empty()
-            && e.strip_prefix('-')
-                .unwrap_or(e)
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-    });
-    if num_ok && suffix_ok && !t.starts_with('-') {
-        Ok(t.to_string())
-    } else {
-        Err(format!(
-            "{s:?} is not a Kubernetes quantity (e.g. 50m, 0.1, 32Mi)"
-        ))
-    }
-}
-
 /// RFC 1123 label, as Kubernetes requires of container names.
 pub fn check_container_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
@@ -162,81 +129,6 @@ pub fn check_container_name(s: &str) -> Result<(), String> {
     } else {
         Err(format!("{s:?} is not a valid container name"))
     }
-}
-
-/// Signals an `on-change` action may send.
-pub const SIGNALS: &[&str] = &[
-    "SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGWINCH",
-];
-
-/// `signal:<SIG>:<process-name>` or `http:<loopback-url>`.
-pub fn parse_on_change(s: &str) -> Result<OnChange, String> {
-    let s = s.trim();
-    if let Some(rest) = s.strip_prefix("signal:") {
-        let (sig, process) = rest.split_once(':').ok_or_else(|| {
-            format!("{s:?}: expected signal:<SIG>:<process-name>, e.g. signal:SIGHUP:nginx")
-        })?;
-        let sig = sig.to_ascii_uppercase();
-        let sig = if sig.starts_with("SIG") {
-            sig
-        } else {
-            format!("SIG{sig}")
-        };
-        if !SIGNALS.contains(&sig.as_str()) {
-            return Err(format!(
-                "{s:?}: signal {sig} is not one of {}",
-                SIGNALS.join(", ")
-            ));
-        }
-        if process.is_empty() || process.len() > 15 || process.contains(['/', '\0']) {
-            return Err(format!(
-                "{s:?}: process name {process:?} must be 1-15 characters without '/' (as in /proc/<pid>/comm)"
-            ));
-        }
-        return Ok(OnChange::Signal {
-            signal: sig,
-            process: process.to_string(),
-        });
-    }
-    if let Some(url) = s.strip_prefix("http:") {
-        check_loopback_url(url).map_err(|e| format!("{s:?}: {e}"))?;
-        return Ok(OnChange::Http {
-            url: url.to_string(),
-        });
-    }
-    Err(format!(
-        "{s:?}: expected signal:<SIG>:<process-name> or http:<loopback-url>"
-    ))
-}
-
-fn check_loopback_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("the URL must start with http:// (loopback only, no TLS)")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']')
-            .next()
-            .map(|h| format!("[{h}]"))
-            .unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or("").to_string()
-    };
-    let port_ok = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.ends_with(']') => {
-            authority.ends_with(']') || p.parse::<u16>().is_ok_and(|p| p > 0)
-        }
-        _ => true,
-    };
-    if !matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
-        return Err(format!(
-            "host {host:?} is not loopback (use localhost, 127.0.0.1 or [::1])"
-        ));
-    }
-    if !port_ok {
-        return Err("the port is not a number between 1 and 65535".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -329,52 +221,10 @@ mod tests {
     }
 
     #[test]
-    fn quantities() {
-        for q in ["100m", "0.5", "64Mi", "1", "1e3", "1G", ".5"] {
-            assert!(check_quantity(q).is_ok(), "{q}");
-        }
-        for q in ["", "abc", "10 Mi", "-1", "1.2.3", "5mb"] {
-            assert!(check_quantity(q).is_err(), "{q}");
-        }
-    }
-
-    #[test]
     fn container_names() {
         assert!(check_container_name("app-1").is_ok());
         for bad in ["", "App", "-a", "a-", "a_b", &"a".repeat(64)] {
             assert!(check_container_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn on_change_actions() {
-        assert_eq!(
-            parse_on_change("signal:HUP:nginx").unwrap(),
-            OnChange::Signal {
-                signal: "SIGHUP".into(),
-                process: "nginx".into()
-            }
-        );
-        assert_eq!(
-            parse_on_change("http:http://localhost:8080/-/reload").unwrap(),
-            OnChange::Http {
-                url: "http://localhost:8080/-/reload".into()
-            }
-        );
-        assert!(parse_on_change("http:http://[::1]:9090/reload").is_ok());
-        assert!(parse_on_change("http:http://127.0.0.1/x").is_ok());
-        let cases = [
-            ("signal:SIGKILL:app", "not one of"),
-            ("signal:HUP", "expected signal:<SIG>:<process-name>"),
-            ("signal:HUP:averyveryverylongname", "1-15 characters"),
-            ("http:https://localhost/x", "must start with http://"),
-            ("http:http://example.com/x", "not loopback"),
-            ("http:http://localhost:99999/x", "port"),
-            ("exec:/bin/true", "expected signal"),
-        ];
-        for (s, want) in cases {
-            let err = parse_on_change(s).unwrap_err();
-            assert!(err.contains(want), "{s:?}: {err}");
         }
     }
 }

@@ -132,6 +132,7 @@ fn every_example_is_injected_valid_and_idempotent() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let pod = example_pod(&name);
         if parse_annotations(&annotations(&pod))
+            .into_result()
             .ok()
             .flatten()
             .is_none()

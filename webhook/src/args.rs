@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::settings::Settings;
+use crate::settings::AgentFlags;
 
 /// Mutating admission webhook that injects the secrets-injector agent into annotated pods.
 #[derive(Debug, Parser)]
@@ -86,7 +86,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SECRETS_INJECTOR_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     #[command(flatten)]
-    pub settings: Settings,
+    pub agent: AgentFlags,
 }
 
 /// `inject` flags.
@@ -96,7 +96,7 @@ pub struct InjectArgs {
     #[arg(short = 'f', long = "filename", env = "SECRETS_INJECTOR_INJECT_FILE")]
     pub file: PathBuf,
     #[command(flatten)]
-    pub settings: Settings,
+    pub agent: AgentFlags,
 }
 
 /// `certs` flags.
@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(a.tls_reload_interval, Duration::from_secs(10));
         assert_eq!(a.shutdown_grace, Duration::from_secs(20));
         assert_eq!(a.shutdown_delay, Duration::from_secs(5));
-        assert_eq!(a.settings.agent_image, "r/a:1");
+        assert_eq!(a.agent.agent_image, "r/a:1");
         assert_eq!(cli.log_format, LogFormat::Json);
     }
 

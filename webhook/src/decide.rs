@@ -1,64 +1,25 @@
-//! Pure: a pod and its annotations → skip, inject (a plan), refresh identity, or deny (DESIGN §2–4).
+//! Pure: a pod and its annotations → skip, inject (a plan), refresh identity,
+//! or deny (DESIGN §2–4). This module orchestrates; container addressing is in
+//! `containers`, the borrowed identity in `identity`, uid/gid in `owner`, and
+//! the operator's settings come typed from `template`.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, VolumeMount};
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use secrets_injector_shared::annotations::Parsed;
 use secrets_injector_shared::{
-    AgentConfig, Mode, OnChange, Owner, Problems, keys, parse_annotations,
+    AgentConfig, InjectionRequest, Mode, OnChange, Problems, keys, parse_annotations,
 };
 use sha2::{Digest, Sha256};
 
-use crate::settings::{Settings, SidecarStyle};
+use crate::containers::{Slot, agent_slots, container, resolve_targets};
+use crate::identity::{AgentUpdate, Identity, identity_of, missing};
+use crate::owner::{RunAs, file_owner, run_as};
+use crate::settings::SidecarStyle;
+use crate::template::{AgentTemplate, Resources};
 
-/// Name of the injected agent (init container, native sidecar, or classic sidecar).
-pub const AGENT_CONTAINER: &str = "secrets-injector-agent";
-/// Name of the classic style's first-fetch init container (names are unique per pod).
-pub const AGENT_INIT_CONTAINER: &str = "secrets-injector-agent-init";
 /// Name of the in-memory volume the agent writes into.
 pub const VOLUME_NAME: &str = "secrets-injector";
-/// The agent binary in its image (the image's entrypoint).
-pub const AGENT_BINARY: &str = "/secrets-injector-agent";
-/// Env telling a classic init agent to fetch once and exit.
-pub const ONCE_ENV: &str = "SECRETS_INJECTOR_ONCE";
-/// Identity env copied from the first target container into the agent (DESIGN §4).
-pub const IDENTITY_ENV: [&str; 7] = [
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_STS_REGIONAL_ENDPOINTS",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-];
-/// Identity env naming token files whose projected volume mounts the agent needs too.
-const TOKEN_FILE_ENV: [&str; 2] = [
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-];
-
-/// Which container list of the pod spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum List {
-    Init,
-    App,
-}
-
-impl List {
-    /// Field name in the pod spec, for JSON pointers.
-    pub fn field(self) -> &'static str {
-        match self {
-            List::Init => "initContainers",
-            List::App => "containers",
-        }
-    }
-}
-
-/// A container by position, as found in the reviewed pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot {
-    pub list: List,
-    pub index: usize,
-}
 
 /// How the agent is laid out in the pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,30 +53,15 @@ pub struct Plan {
     pub config_hash: String,
     /// Containers that get the read-only mount (targets first in annotation order).
     pub targets: Vec<Slot>,
-    /// Identity env copied from the first target container.
-    pub identity_env: Vec<EnvVar>,
-    /// Mounts of the projected token volumes the identity env points into.
-    pub identity_mounts: Vec<VolumeMount>,
-    /// `--agent-env`, validated.
-    pub extra_env: Vec<EnvVar>,
-    pub run_as_user: i64,
-    pub run_as_group: i64,
-    pub cpu_request: String,
-    pub cpu_limit: String,
-    pub memory_request: String,
-    pub memory_limit: String,
+    /// Identity env and token mounts copied from the first target container.
+    pub identity: Identity,
+    pub run_as: RunAs,
+    pub cpu: Resources,
+    pub memory: Resources,
     /// Set `spec.shareProcessNamespace: true` (signal on change).
     pub share_process_namespace: bool,
     /// Go into the AdmissionResponse.
     pub warnings: Vec<String>,
-}
-
-/// Identity env and token mounts to add to one already-injected agent container.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentUpdate {
-    pub slot: Slot,
-    pub env: Vec<EnvVar>,
-    pub mounts: Vec<VolumeMount>,
 }
 
 /// What to do with a pod.
@@ -130,15 +76,15 @@ pub enum Decision {
 }
 
 /// Decide what to do with `pod` (pure).
-pub fn decide(pod: &Pod, settings: &Settings) -> Decision {
+pub fn decide(pod: &Pod, template: &AgentTemplate) -> Decision {
     let empty_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty_spec);
     let empty = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    let extra_env = match settings.agent_env_vars() {
-        Ok(env) => env,
-        Err(e) => return Decision::Deny(format!("secrets-injector is misconfigured: {e}")),
-    };
+    let Parsed {
+        request,
+        mut problems,
+    } = parse_annotations(annotations);
 
     // The agent's presence, not the status annotation, marks a pod as injected: a pod copied
     // from a mutated one keeps the annotation but may have lost the containers. Annotations
@@ -146,25 +92,66 @@ pub fn decide(pod: &Pod, settings: &Settings) -> Decision {
     // agent would collide by name, and the API server forbids changing a pod's containers anyway.
     let agents = agent_slots(spec);
     if !agents.is_empty() {
-        return refresh(spec, annotations, &agents, &extra_env);
+        return reinvoked(spec, request.as_ref(), &agents, template);
     }
+    let Some(request) = request else {
+        return if problems.is_empty() {
+            Decision::Skip(Skip::NoSecrets)
+        } else {
+            Decision::Deny(problems.to_string())
+        };
+    };
+    let targets = resolve_targets(spec, request.containers.as_deref(), &mut problems);
+    check_pod(spec, &targets, request.mount_path(), &mut problems);
+    if !problems.is_empty() || targets.is_empty() {
+        return Decision::Deny(problems.to_string());
+    }
+    Decision::Inject(Box::new(plan(pod, spec, request, targets, template)))
+}
 
-    let (request, mut problems) = match parse_annotations(annotations) {
-        Ok(None) => return Decision::Skip(Skip::NoSecrets),
-        Ok(Some(r)) => (Some(r), Problems::default()),
-        Err(p) => (None, p),
+/// The plan for a pod whose annotations and targets are valid (`targets` not empty).
+fn plan(
+    pod: &Pod,
+    spec: &PodSpec,
+    request: InjectionRequest,
+    targets: Vec<Slot>,
+    template: &AgentTemplate,
+) -> Plan {
+    let first = targets
+        .first()
+        .and_then(|slot| container(spec, *slot))
+        .cloned()
+        .unwrap_or_default();
+    let mut config = request.config;
+    config.owner = file_owner(spec, &targets);
+    let config_json = config.to_json();
+    let config_hash = hash16(&config_json);
+    let layout = match (config.mode, template.sidecar_style) {
+        (Mode::Init, _) => Layout::Init,
+        (Mode::Sidecar, SidecarStyle::Native) => Layout::NativeSidecar,
+        (Mode::Sidecar, SidecarStyle::Classic) => Layout::ClassicSidecar,
     };
-    let names = match &request {
-        Some(r) => r.containers.clone(),
-        None => raw_container_names(annotations),
-    };
-    let targets = resolve_targets(spec, names.as_deref(), &mut problems);
-    let mount_path = match &request {
-        Some(r) => r.mount_path().to_string(),
-        None => raw_mount_path(annotations),
-    };
-    for slot in &targets {
-        let c = container(spec, *slot);
+    let share_process_namespace = matches!(config.on_change, Some(OnChange::Signal { .. }))
+        && spec.share_process_namespace != Some(true);
+    Plan {
+        layout,
+        warnings: job_warnings(pod, layout),
+        config,
+        config_json,
+        config_hash,
+        targets,
+        identity: identity_of(&first, &template.env),
+        run_as: run_as(spec, &first, template.uid),
+        cpu: template.cpu.with_request(request.agent_cpu.as_ref()),
+        memory: template.memory.with_request(request.agent_memory.as_ref()),
+        share_process_namespace,
+    }
+}
+
+/// What the pod spec itself rules out: a mount path a target already uses,
+/// our volume name taken, a Windows pod (the agent is Linux-only).
+fn check_pod(spec: &PodSpec, targets: &[Slot], mount_path: &str, problems: &mut Problems) {
+    for c in targets.iter().filter_map(|slot| container(spec, *slot)) {
         let clash = c
             .volume_mounts
             .iter()
@@ -186,342 +173,73 @@ pub fn decide(pod: &Pod, settings: &Settings) -> Decision {
             format!("the pod already has a volume named {VOLUME_NAME:?}, which the webhook adds"),
         );
     }
-    let (Some(request), Some(first_slot), true) = (request, targets.first(), problems.is_empty())
-    else {
-        return Decision::Deny(problems.to_string());
-    };
+    if let Some(field) = windows_field(spec) {
+        problems.push(
+            field,
+            "the pod runs on Windows, and the secrets-injector agent runs on Linux only: \
+             run the pod on Linux nodes, or remove its secrets-injector.io annotations",
+        );
+    }
+}
 
-    let first = container(spec, *first_slot);
-    let pod_sc = spec.security_context.as_ref();
-    // A container's uid/gid: its own securityContext, else the pod's.
-    let uid_of = |c: &Container| {
-        c.security_context
-            .as_ref()
-            .and_then(|s| s.run_as_user)
-            .or_else(|| pod_sc.and_then(|s| s.run_as_user))
-    };
-    let gid_of = |c: &Container| {
-        c.security_context
-            .as_ref()
-            .and_then(|s| s.run_as_group)
-            .or_else(|| pod_sc.and_then(|s| s.run_as_group))
-    };
-    let app_uid = uid_of(first);
-    let app_gid = gid_of(first);
-    let fs_group = pod_sc.and_then(|s| s.fs_group);
-    let non_root = |id: Option<i64>| id.filter(|v| *v > 0);
-    let as_u32 = |id: Option<i64>| id.and_then(|v| u32::try_from(v).ok());
+/// The field that puts the pod on Windows nodes, if any.
+fn windows_field(spec: &PodSpec) -> Option<&'static str> {
+    if spec.os.as_ref().is_some_and(|os| os.name == "windows") {
+        return Some("spec.os.name");
+    }
+    let selector = spec.node_selector.as_ref()?;
+    (selector.get("kubernetes.io/os").map(String::as_str) == Some("windows"))
+        .then_some("spec.nodeSelector")
+}
 
-    let mut config = request.config.clone();
-    // Files are 0440 only for an owner every target container shares: the
-    // uid (all the same), the pod's fsGroup (every container's supplementary
-    // group) or a runAsGroup they all have. Root counts as unknown: the agent
-    // never runs as root, so it cannot own files as root.
-    let shared = |id: &dyn Fn(&Container) -> Option<i64>| {
-        let mut ids = targets
-            .iter()
-            .map(|slot| non_root(id(container(spec, *slot))));
-        let first = ids.next().flatten();
-        ids.all(|other| other == first).then_some(first).flatten()
-    };
-    let owner = Owner {
-        uid: as_u32(shared(&uid_of)),
-        gid: as_u32(non_root(fs_group).or_else(|| shared(&gid_of))),
-    };
-    config.owner = (owner.uid.is_some() || owner.gid.is_some()).then_some(owner);
-    let config_json = config.to_json();
-    let config_hash = hash16(&config_json);
-
-    let (identity_env, identity_mounts) = identity_of(first, &extra_env);
-    let layout = match (config.mode, settings.sidecar_style) {
-        (Mode::Init, _) => Layout::Init,
-        (Mode::Sidecar, SidecarStyle::Native) => Layout::NativeSidecar,
-        (Mode::Sidecar, SidecarStyle::Classic) => Layout::ClassicSidecar,
-    };
-    let mut warnings = Vec::new();
+/// Sidecars in Job pods: a classic sidecar never ends, so the Job never
+/// completes; a native one ends with the app, but a failing one keeps the pod
+/// running until its backoff gives up, where `init` would fail it at once.
+fn job_warnings(pod: &Pod, layout: Layout) -> Vec<String> {
     let owned_by_job = pod
         .metadata
         .owner_references
         .iter()
         .flatten()
-        .any(|o| o.kind == "Job");
-    if layout == Layout::ClassicSidecar && owned_by_job {
-        warnings.push(format!(
+        .any(|o| o.kind == "Job" || o.kind == "CronJob");
+    let warning = match layout {
+        _ if !owned_by_job => return Vec::new(),
+        Layout::Init => return Vec::new(),
+        Layout::ClassicSidecar => format!(
             "secrets-injector: this pod belongs to a Job and the classic sidecar style keeps \
              running after the main containers end, so the Job will not complete; use \
              {}: init for Jobs, or the native sidecar style (Kubernetes >= 1.29)",
             keys::MODE
-        ));
-    }
-    let (cpu_request, cpu_limit) = resources(
-        request.agent_cpu.as_deref(),
-        &settings.agent_cpu_request,
-        &settings.agent_cpu_limit,
-    );
-    let (memory_request, memory_limit) = resources(
-        request.agent_memory.as_deref(),
-        &settings.agent_memory_request,
-        &settings.agent_memory_limit,
-    );
-    let share_process_namespace = matches!(config.on_change, Some(OnChange::Signal { .. }))
-        && spec.share_process_namespace != Some(true);
-
-    Decision::Inject(Box::new(Plan {
-        layout,
-        config,
-        config_json,
-        config_hash,
-        targets,
-        identity_env,
-        identity_mounts,
-        extra_env,
-        run_as_user: non_root(app_uid).unwrap_or(settings.agent_uid),
-        run_as_group: non_root(app_gid).unwrap_or(settings.agent_uid),
-        cpu_request,
-        cpu_limit,
-        memory_request,
-        memory_limit,
-        share_process_namespace,
-        warnings,
-    }))
+        ),
+        Layout::NativeSidecar => format!(
+            "secrets-injector: this pod belongs to a Job; {}: init is the right mode for \
+             Jobs (secrets are fetched once before the job runs, and a failure fails the \
+             pod at once instead of a sidecar retrying while the Job waits)",
+            keys::MODE
+        ),
+    };
+    vec![warning]
 }
 
 /// Reinvocation of an injected pod: copy identity env (and token mounts) the agent lacks.
-fn refresh(
+/// Problems were reported at injection time; only the containers that exist matter here.
+fn reinvoked(
     spec: &PodSpec,
-    annotations: &BTreeMap<String, String>,
+    request: Option<&InjectionRequest>,
     agents: &[Slot],
-    extra_env: &[EnvVar],
+    template: &AgentTemplate,
 ) -> Decision {
-    let names = raw_container_names(annotations);
-    // Problems were reported at injection time; here only the containers that exist matter.
-    let mut ignored = Problems::default();
-    let targets = resolve_targets(spec, names.as_deref(), &mut ignored);
-    let Some(first) = targets.first() else {
+    let names = request.and_then(|r| r.containers.as_deref());
+    let targets = resolve_targets(spec, names, &mut Problems::default());
+    let Some(first) = targets.first().and_then(|slot| container(spec, *slot)) else {
         return Decision::Skip(Skip::AlreadyInjected);
     };
-    let (env, mounts) = identity_of(container(spec, *first), extra_env);
-    let updates: Vec<AgentUpdate> = agents
-        .iter()
-        .map(|slot| {
-            let agent = container(spec, *slot);
-            let has_env = |n: &str| agent.env.iter().flatten().any(|e| e.name == n);
-            let has_mount = |p: &str| {
-                agent
-                    .volume_mounts
-                    .iter()
-                    .flatten()
-                    .any(|m| m.mount_path == p)
-            };
-            AgentUpdate {
-                slot: *slot,
-                env: env.iter().filter(|e| !has_env(&e.name)).cloned().collect(),
-                mounts: mounts
-                    .iter()
-                    .filter(|m| !has_mount(&m.mount_path))
-                    .cloned()
-                    .collect(),
-            }
-        })
-        .filter(|u| !u.env.is_empty() || !u.mounts.is_empty())
-        .collect();
+    let updates = missing(spec, agents, &identity_of(first, &template.env));
     if updates.is_empty() {
         Decision::Skip(Skip::AlreadyInjected)
     } else {
         Decision::Refresh(updates)
     }
-}
-
-fn container(spec: &PodSpec, slot: Slot) -> &Container {
-    match slot.list {
-        List::Init => &spec.init_containers.as_deref().unwrap_or_default()[slot.index],
-        List::App => &spec.containers[slot.index],
-    }
-}
-
-fn slots(spec: &PodSpec) -> impl Iterator<Item = (Slot, &Container)> {
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| {
-            (
-                Slot {
-                    list: List::Init,
-                    index: i,
-                },
-                c,
-            )
-        });
-    let app = spec.containers.iter().enumerate().map(|(i, c)| {
-        (
-            Slot {
-                list: List::App,
-                index: i,
-            },
-            c,
-        )
-    });
-    init.chain(app)
-}
-
-fn is_agent(name: &str) -> bool {
-    name == AGENT_CONTAINER || name == AGENT_INIT_CONTAINER
-}
-
-fn agent_slots(spec: &PodSpec) -> Vec<Slot> {
-    slots(spec)
-        .filter(|(_, c)| is_agent(&c.name))
-        .map(|(s, _)| s)
-        .collect()
-}
-
-/// Named containers (app list first, then init) in annotation order; default: all app containers.
-fn resolve_targets(spec: &PodSpec, names: Option<&[String]>, p: &mut Problems) -> Vec<Slot> {
-    let targets: Vec<Slot> = match names {
-        None => slots(spec)
-            .filter(|(s, c)| s.list == List::App && !is_agent(&c.name))
-            .map(|(s, _)| s)
-            .collect(),
-        Some(names) => {
-            let mut found = Vec::new();
-            for name in names {
-                let hit = slots(spec)
-                    .filter(|(_, c)| &c.name == name)
-                    .min_by_key(|(s, _)| s.list == List::Init)
-                    .map(|(s, _)| s);
-                match hit {
-                    Some(s) if !found.contains(&s) => found.push(s),
-                    Some(_) => {}
-                    None => p.push(
-                        keys::CONTAINERS,
-                        format!(
-                            "container {name:?} does not exist in the pod (containers: {}; init containers: {})",
-                            list_names(&spec.containers),
-                            list_names(spec.init_containers.as_deref().unwrap_or_default()),
-                        ),
-                    ),
-                }
-            }
-            found
-        }
-    };
-    if targets.is_empty() && names.is_none() {
-        p.push(
-            keys::CONTAINERS,
-            "the pod has no app containers to mount the secrets into",
-        );
-    }
-    targets
-}
-
-fn list_names(cs: &[Container]) -> String {
-    if cs.is_empty() {
-        return "none".to_string();
-    }
-    cs.iter()
-        .map(|c| c.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The `containers` annotation read leniently, for reports when other annotations are invalid.
-fn raw_container_names(a: &BTreeMap<String, String>) -> Option<Vec<String>> {
-    let v = a.get(keys::CONTAINERS)?.trim();
-    let names: Vec<String> = v
-        .split(',')
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .collect();
-    (!names.is_empty()).then_some(names)
-}
-
-fn raw_mount_path(a: &BTreeMap<String, String>) -> String {
-    a.get(keys::MOUNT_PATH)
-        .map(|v| v.trim().trim_end_matches('/'))
-        .filter(|v| v.starts_with('/'))
-        .unwrap_or(secrets_injector_shared::config::DEFAULT_MOUNT_PATH)
-        .to_string()
-}
-
-/// Identity env of `app` (operator's `--agent-env` wins) and the mounts its token files live in.
-fn identity_of(app: &Container, extra_env: &[EnvVar]) -> (Vec<EnvVar>, Vec<VolumeMount>) {
-    let mut env: Vec<EnvVar> = Vec::new();
-    for e in app.env.iter().flatten() {
-        if IDENTITY_ENV.contains(&e.name.as_str()) && !extra_env.iter().any(|x| x.name == e.name) {
-            // Later duplicates win, as in the kubelet.
-            env.retain(|x| x.name != e.name);
-            env.push(e.clone());
-        }
-    }
-    let mut mounts: Vec<VolumeMount> = Vec::new();
-    for e in &env {
-        let Some(file) = e
-            .value
-            .as_deref()
-            .filter(|_| TOKEN_FILE_ENV.contains(&e.name.as_str()))
-        else {
-            continue;
-        };
-        let best = app
-            .volume_mounts
-            .iter()
-            .flatten()
-            .filter(|m| {
-                let dir = m.mount_path.trim_end_matches('/');
-                file.strip_prefix(dir)
-                    .is_some_and(|rest| rest.starts_with('/'))
-            })
-            .max_by_key(|m| m.mount_path.len());
-        if let Some(m) = best
-            && !mounts.iter().any(|x| x.mount_path == m.mount_path)
-        {
-            mounts.push(VolumeMount {
-                read_only: Some(true),
-                ..m.clone()
-            });
-        }
-    }
-    (env, mounts)
-}
-
-/// Request from the annotation or the default; the limit is raised to at least the request.
-fn resources(annotation: Option<&str>, default_request: &str, limit: &str) -> (String, String) {
-    let request = annotation.unwrap_or(default_request).to_string();
-    let limit = match (quantity(&request), quantity(limit)) {
-        (Some(r), Some(l)) if l >= r => limit.to_string(),
-        _ => request.clone(),
-    };
-    (request, limit)
-}
-
-/// A Kubernetes quantity as a number, for comparing request and limit.
-fn quantity(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let scale = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        e => 10f64.powi(e.strip_prefix(['e', 'E'])?.parse().ok()?),
-    };
-    Some(n * scale)
 }
 
 fn hash16(s: &str) -> String {
@@ -535,6 +253,9 @@ fn hash16(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::containers::{AGENT_CONTAINER, List};
+    use crate::template::AgentTemplate as Settings;
+    use secrets_injector_shared::Owner;
     use serde_json::{Value, json};
 
     fn pod(v: Value) -> Pod {
@@ -682,13 +403,16 @@ mod tests {
     #[test]
     fn identity_env_and_token_mounts_are_copied_from_the_first_target() {
         let spec = json!({"containers": [irsa_app(), app("second")]});
-        let s = Settings {
+        let s = crate::settings::AgentFlags {
             agent_env: vec!["AWS_ROLE_ARN=arn:aws:iam::1:role/op".into()],
-            ..Settings::default()
-        };
+            ..Default::default()
+        }
+        .template()
+        .unwrap();
         let p = plan(&with(secret(), spec), &s);
         let env: Vec<(&str, Option<&str>)> = p
-            .identity_env
+            .identity
+            .env
             .iter()
             .map(|e| (e.name.as_str(), e.value.as_deref()))
             .collect();
@@ -704,9 +428,10 @@ mod tests {
             ],
             "identity only, later duplicates win, --agent-env wins"
         );
-        assert_eq!(p.extra_env.len(), 1);
+        assert_eq!(s.env.len(), 1);
         let mounts: Vec<(&str, Option<bool>)> = p
-            .identity_mounts
+            .identity
+            .mounts
             .iter()
             .map(|m| (m.name.as_str(), m.read_only))
             .collect();
@@ -729,7 +454,7 @@ mod tests {
             ),
             &s,
         );
-        assert_eq!((p.run_as_user, p.run_as_group), (1001, 3000));
+        assert_eq!((p.run_as.user, p.run_as.group), (1001, 3000));
         assert_eq!(
             p.config.owner,
             Some(Owner {
@@ -743,7 +468,7 @@ mod tests {
         );
 
         let p = plan(&with(secret(), json!({"containers": [app("a")]})), &s);
-        assert_eq!((p.run_as_user, p.run_as_group), (65532, 65532));
+        assert_eq!((p.run_as.user, p.run_as.group), (65532, 65532));
         assert_eq!(p.config.owner, None);
 
         let p = plan(
@@ -754,7 +479,7 @@ mod tests {
             ),
             &s,
         );
-        assert_eq!((p.run_as_user, p.run_as_group), (65532, 500), "never root");
+        assert_eq!((p.run_as.user, p.run_as.group), (65532, 500), "never root");
         assert_eq!(
             p.config.owner,
             Some(Owner {
@@ -786,7 +511,7 @@ mod tests {
         );
         assert_eq!(p.config.owner, None);
         assert_eq!(
-            p.run_as_user, 1000,
+            p.run_as.user, 1000,
             "the agent still runs as the first target"
         );
         // Different uids, a shared fsGroup: the group owns them.
@@ -828,37 +553,26 @@ mod tests {
         a["secrets-injector.io/agent-memory"] = json!("20Mi");
         let p = plan(&with(a, json!({"containers": [app("a")]})), &s);
         assert_eq!(
-            (p.cpu_request.as_str(), p.cpu_limit.as_str()),
+            (p.cpu.request.as_str(), p.cpu.limit.as_str()),
             ("250m", "250m")
         );
         assert_eq!(
-            (p.memory_request.as_str(), p.memory_limit.as_str()),
+            (p.memory.request.as_str(), p.memory.limit.as_str()),
             ("20Mi", "32Mi")
         );
         let p = plan(&with(secret(), json!({"containers": [app("a")]})), &s);
         assert_eq!(
-            (p.cpu_request.as_str(), p.cpu_limit.as_str()),
+            (p.cpu.request.as_str(), p.cpu.limit.as_str()),
             ("10m", "100m")
         );
     }
 
     #[test]
-    fn quantities_compare_across_suffixes() {
-        assert_eq!(quantity("250m"), Some(0.25));
-        assert_eq!(quantity("1"), Some(1.0));
-        assert_eq!(quantity("64Mi"), Some(64.0 * 1024.0 * 1024.0));
-        assert_eq!(quantity("1e3"), Some(1000.0));
-        assert!(quantity("1Gi") > quantity("1G"));
-        assert_eq!(quantity("lots"), None);
-        assert_eq!(resources(None, "1", "500m"), ("1".into(), "1".into()));
-    }
-
-    #[test]
-    fn layout_follows_mode_and_style_and_only_classic_jobs_warn() {
-        let job_owned = |mode: &str| {
+    fn layout_follows_mode_and_style_and_sidecars_in_jobs_warn() {
+        let owned = |mode: &str, kind: &str| {
             pod(
                 json!({"metadata": {"name": "j", "annotations": {"secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/mode": mode},
-                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "u"}]},
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": kind, "name": "j", "uid": "u"}]},
                 "spec": {"containers": [app("a")]}}),
             )
         };
@@ -867,20 +581,33 @@ mod tests {
             sidecar_style: SidecarStyle::Classic,
             ..Settings::default()
         };
-        assert_eq!(plan(&job_owned("init"), &classic).layout, Layout::Init);
-        assert!(plan(&job_owned("init"), &classic).warnings.is_empty());
-        let p = plan(&job_owned("sidecar"), &native);
-        assert_eq!((p.layout, p.warnings.len()), (Layout::NativeSidecar, 0));
-        let p = plan(&job_owned("sidecar"), &classic);
+        assert_eq!(plan(&owned("init", "Job"), &classic).layout, Layout::Init);
+        assert!(plan(&owned("init", "Job"), &classic).warnings.is_empty());
+        assert!(plan(&owned("init", "Job"), &native).warnings.is_empty());
+        for kind in ["Job", "CronJob"] {
+            let p = plan(&owned("sidecar", kind), &native);
+            assert_eq!(p.layout, Layout::NativeSidecar);
+            assert_eq!(p.warnings.len(), 1, "{kind}");
+            assert!(
+                p.warnings[0].contains("belongs to a Job")
+                    && p.warnings[0].contains("secrets-injector.io/mode: init is the right mode"),
+                "{:?}",
+                p.warnings
+            );
+        }
+        let p = plan(&owned("sidecar", "Job"), &classic);
         assert_eq!(p.layout, Layout::ClassicSidecar);
         assert!(
-            p.warnings[0].contains("belongs to a Job"),
+            p.warnings[0].contains("the Job will not complete"),
             "{:?}",
             p.warnings
         );
-        let mut not_job = job_owned("sidecar");
+        let mut not_job = owned("sidecar", "Job");
         not_job.metadata.owner_references = None;
         assert!(plan(&not_job, &classic).warnings.is_empty());
+        assert!(plan(&not_job, &native).warnings.is_empty());
+        let replica_set = owned("sidecar", "ReplicaSet");
+        assert!(plan(&replica_set, &native).warnings.is_empty());
     }
 
     #[test]
@@ -942,7 +669,12 @@ mod tests {
                 index: 0
             }
         );
-        let names: Vec<&str> = updates[0].env.iter().map(|e| e.name.as_str()).collect();
+        let names: Vec<&str> = updates[0]
+            .identity
+            .env
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
         assert_eq!(
             names,
             vec![
@@ -952,7 +684,7 @@ mod tests {
             ],
             "AWS_REGION is already there"
         );
-        assert_eq!(updates[0].mounts.len(), 1);
+        assert_eq!(updates[0].identity.mounts.len(), 1);
     }
 
     #[test]
@@ -966,18 +698,28 @@ mod tests {
     }
 
     #[test]
-    fn misconfigured_agent_env_denies_without_a_panic() {
-        let s = Settings {
-            agent_env: vec!["BROKEN".into()],
-            ..Settings::default()
-        };
-        let Decision::Deny(m) = decide(&with(secret(), json!({"containers": [app("a")]})), &s)
-        else {
-            panic!("expected a deny")
-        };
-        assert!(
-            m.contains("misconfigured") && m.contains("--agent-env"),
-            "{m}"
-        );
+    fn windows_pods_that_name_secrets_are_denied() {
+        for spec in [
+            json!({"os": {"name": "windows"}, "containers": [app("a")]}),
+            json!({"nodeSelector": {"kubernetes.io/os": "windows"}, "containers": [app("a")]}),
+        ] {
+            let msg = deny(&with(secret(), spec.clone()));
+            assert!(
+                msg.contains("runs on Windows") && msg.contains("Linux only"),
+                "{msg}"
+            );
+            assert!(
+                msg.contains("spec.os.name") || msg.contains("spec.nodeSelector"),
+                "{msg}"
+            );
+            let no_secrets = with(json!({}), spec);
+            assert_eq!(
+                decide(&no_secrets, &Settings::default()),
+                Decision::Skip(Skip::NoSecrets)
+            );
+        }
+        let linux = json!({"os": {"name": "linux"}, "nodeSelector": {"kubernetes.io/os": "linux"},
+                           "containers": [app("a")]});
+        plan(&with(secret(), linux), &Settings::default());
     }
 }

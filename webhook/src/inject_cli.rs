@@ -6,25 +6,37 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::Error;
-use crate::mutate::{Outcome, review};
-use crate::settings::Settings;
+use crate::review::{Outcome, review};
+use crate::template::AgentTemplate;
 
 /// Where a kind keeps its pod template (`""` = the document is the pod); `None` = not a workload.
 fn template_pointer(kind: &str) -> Option<&'static str> {
     match kind {
         "Pod" => Some(""),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => Some("/spec/template"),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "Rollout" => {
+            Some("/spec/template")
+        }
         "CronJob" => Some("/spec/jobTemplate/spec/template"),
+        "PodTemplate" => Some("/template"),
         _ => None,
     }
 }
 
-/// Mutate every Pod and pod template in `input` (YAML, one or more documents) and return
-/// YAML. Other documents pass through (re-serialized). A template the webhook would deny
-/// fails the whole run, naming the document.
-pub fn run(input: &str, settings: &Settings) -> Result<String, Error> {
-    settings.validate()?;
+/// What `inject` produced: the YAML, and one notice per document that carries a
+/// pod template of a kind it does not know (passed through unchanged; say so).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    pub yaml: String,
+    pub notices: Vec<String>,
+}
+
+/// Mutate every Pod and pod template in `input` (YAML, one or more documents;
+/// `kind: List` items too) and return YAML. Other documents pass through
+/// (re-serialized). A template the webhook would deny fails the whole run,
+/// naming the document.
+pub fn run(input: &str, template: &AgentTemplate) -> Result<Injected, Error> {
     let mut out = Vec::new();
+    let mut notices = Vec::new();
     for (i, de) in serde_yaml_ng::Deserializer::from_str(input).enumerate() {
         let number = i + 1;
         let doc = Value::deserialize(de).map_err(|e| Error::Yaml {
@@ -34,7 +46,8 @@ pub fn run(input: &str, settings: &Settings) -> Result<String, Error> {
         if doc.is_null() {
             continue;
         }
-        let (doc, warnings) = inject_document(doc, number, settings)?;
+        let label = format!("document {number}");
+        let (doc, warnings) = inject_any(doc, &label, template, &mut notices)?;
         let yaml = serde_yaml_ng::to_string(&doc).map_err(|e| Error::Output(e.to_string()))?;
         // Warnings as YAML comments: visible in review and diffs, harmless to kubectl apply.
         let comments: String = warnings
@@ -43,26 +56,69 @@ pub fn run(input: &str, settings: &Settings) -> Result<String, Error> {
             .collect();
         out.push(format!("{comments}{yaml}"));
     }
-    Ok(out.join("---\n"))
+    Ok(Injected {
+        yaml: out.join("---\n"),
+        notices,
+    })
+}
+
+/// One document: a `List`'s items one by one, a known workload, or anything else.
+fn inject_any(
+    mut doc: Value,
+    label: &str,
+    template: &AgentTemplate,
+    notices: &mut Vec<String>,
+) -> Result<(Value, Vec<String>), Error> {
+    if doc["kind"] == "List"
+        && let Some(items) = doc.get_mut("items").and_then(Value::as_array_mut)
+    {
+        let mut warnings = Vec::new();
+        for (i, item) in items.iter_mut().enumerate() {
+            let label = format!("{label} item {}", i + 1);
+            let (injected, w) = inject_document(item.take(), &label, template, notices)?;
+            *item = injected;
+            warnings.extend(w);
+        }
+        return Ok((doc, warnings));
+    }
+    inject_document(doc, label, template, notices)
+}
+
+/// Where a document of an unknown kind holds something shaped like a pod spec.
+fn unknown_template(doc: &Value) -> Option<&'static str> {
+    [
+        "/spec/template/spec/containers",
+        "/template/spec/containers",
+        "/spec/jobTemplate/spec/template/spec/containers",
+        "/spec/containers",
+    ]
+    .into_iter()
+    .find(|p| doc.pointer(p).is_some_and(Value::is_array))
+    .map(|p| p.trim_end_matches("/containers"))
 }
 
 fn inject_document(
     mut doc: Value,
-    number: usize,
-    settings: &Settings,
+    label: &str,
+    template: &AgentTemplate,
+    notices: &mut Vec<String>,
 ) -> Result<(Value, Vec<String>), Error> {
     let kind = doc["kind"].as_str().unwrap_or_default().to_string();
-    let Some(pointer) = template_pointer(&kind) else {
-        return Ok((doc, Vec::new()));
-    };
     let name = doc["metadata"]["name"]
         .as_str()
         .or_else(|| doc["metadata"]["generateName"].as_str())
         .unwrap_or("<unnamed>")
         .to_string();
-    let label = format!("document {number} ({kind}/{name})");
-    let namespace = doc["metadata"]["namespace"].as_str().map(str::to_string);
-    let Some(template) = doc.pointer_mut(pointer).filter(|t| t.is_object()) else {
+    let label = format!("{label} ({kind}/{name})");
+    let Some(pointer) = template_pointer(&kind) else {
+        if let Some(at) = unknown_template(&doc) {
+            notices.push(format!(
+                "{label}: has a pod template at {at}, but inject does not know the kind                  {kind:?}; passed through WITHOUT injection (inject the pod template                  yourself, or let the webhook do it in the cluster)"
+            ));
+        }
+        return Ok((doc, Vec::new()));
+    };
+    let Some(pod_template) = doc.pointer_mut(pointer).filter(|t| t.is_object()) else {
         return Err(Error::Template {
             document: label,
             message: format!(
@@ -73,8 +129,8 @@ fn inject_document(
     };
 
     let mut pod_value = json!({
-        "metadata": template.get("metadata").cloned().unwrap_or_else(|| json!({})),
-        "spec": template.get("spec").cloned().unwrap_or(Value::Null),
+        "metadata": pod_template.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        "spec": pod_template.get("spec").cloned().unwrap_or(Value::Null),
     });
     if matches!(kind.as_str(), "Job" | "CronJob")
         && let Some(meta) = pod_value["metadata"].as_object_mut()
@@ -93,7 +149,7 @@ fn inject_document(
         message: e.to_string(),
     })?;
 
-    match review(&pod, namespace.as_deref(), settings) {
+    match review(&pod, template) {
         Outcome::Denied(message) => Err(Error::Denied {
             document: label,
             message,
@@ -103,10 +159,10 @@ fn inject_document(
             patch: Some(patch),
             warnings,
         } => {
-            if let Some(obj) = template.as_object_mut() {
+            if let Some(obj) = pod_template.as_object_mut() {
                 obj.entry("metadata").or_insert_with(|| json!({}));
             }
-            json_patch::patch(template, &patch).map_err(|e| Error::Patch {
+            json_patch::patch(pod_template, &patch).map_err(|e| Error::Patch {
                 document: label,
                 message: e.to_string(),
             })?;

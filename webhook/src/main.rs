@@ -40,9 +40,9 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         shutdown_delay,
         shutdown_grace,
         request_timeout,
-        settings,
+        agent,
     } = args;
-    settings.validate()?;
+    let template = agent.template()?;
     let config = ServeConfig {
         listen,
         health_listen,
@@ -52,7 +52,7 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         shutdown_delay,
         shutdown_grace,
         request_timeout,
-        settings,
+        template,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,8 +80,8 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 }
 
 fn inject(args: InjectArgs) -> Result<(), Error> {
-    let InjectArgs { file, settings } = args;
-    settings.validate()?;
+    let InjectArgs { file, agent } = args;
+    let template = agent.template()?;
     let name = file.display().to_string();
     let input = if name == "-" {
         let mut s = String::new();
@@ -95,7 +95,11 @@ fn inject(args: InjectArgs) -> Result<(), Error> {
     } else {
         std::fs::read_to_string(&file).map_err(|source| Error::Input { path: name, source })?
     };
-    print!("{}", inject_cli::run(&input, &settings)?);
+    let out = inject_cli::run(&input, &template)?;
+    for notice in &out.notices {
+        eprintln!("warning: {notice}");
+    }
+    print!("{}", out.yaml);
     Ok(())
 }
 

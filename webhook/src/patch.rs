@@ -7,27 +7,31 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, Pod, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    ObjectFieldSelector, Pod, PodSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use secrets_injector_shared::keys;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::decide::{
-    AGENT_BINARY, AGENT_CONTAINER, AGENT_INIT_CONTAINER, AgentUpdate, Layout, List, ONCE_ENV, Plan,
-    Slot, VOLUME_NAME,
-};
-use crate::settings::Settings;
+use crate::containers::{AGENT_CONTAINER, AGENT_INIT_CONTAINER, container};
+use crate::decide::{Layout, Plan, VOLUME_NAME};
+use crate::identity::AgentUpdate;
+use crate::template::AgentTemplate;
+
+/// The agent binary in its image (the image's entrypoint).
+pub const AGENT_BINARY: &str = "/secrets-injector-agent";
 
 /// Extra seconds the startup probe waits beyond the agent's own startup timeout.
 const PROBE_GRACE_SECS: u64 = 30;
 
 /// The patch that injects `plan` into `pod`.
-pub fn inject(pod: &Pod, plan: &Plan, settings: &Settings) -> Patch {
+pub fn inject(pod: &Pod, plan: &Plan, template: &AgentTemplate) -> Patch {
     let mut ops = Ops::default();
-    let spec = pod.spec.clone().unwrap_or_default();
+    let empty = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&empty);
 
     let status = [
         (keys::STATUS, keys::STATUS_INJECTED.to_string()),
@@ -49,7 +53,7 @@ pub fn inject(pod: &Pod, plan: &Plan, settings: &Settings) -> Patch {
         name: VOLUME_NAME.to_string(),
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".to_string()),
-            size_limit: Some(Quantity(settings.volume_size_limit.clone())),
+            size_limit: Some(Quantity(template.volume_size_limit.to_string())),
         }),
         ..Volume::default()
     };
@@ -62,11 +66,11 @@ pub fn inject(pod: &Pod, plan: &Plan, settings: &Settings) -> Patch {
         ..VolumeMount::default()
     };
     for slot in &plan.targets {
-        let c = container_at(&spec, *slot);
+        let has_mounts = container(spec, *slot).is_some_and(|c| c.volume_mounts.is_some());
         let idx = slot.index.to_string();
         ops.append(
             &["spec", slot.list.field(), &idx, "volumeMounts"],
-            c.volume_mounts.is_some(),
+            has_mounts,
             &app_mount,
         );
     }
@@ -76,9 +80,9 @@ pub fn inject(pod: &Pod, plan: &Plan, settings: &Settings) -> Patch {
     }
 
     let first_init = match plan.layout {
-        Layout::Init => agent(plan, settings, AGENT_CONTAINER, false),
+        Layout::Init => agent(plan, template, AGENT_CONTAINER, false),
         Layout::NativeSidecar => {
-            let mut c = agent(plan, settings, AGENT_CONTAINER, false);
+            let mut c = agent(plan, template, AGENT_CONTAINER, false);
             c.restart_policy = Some("Always".to_string());
             c.startup_probe = Some(Probe {
                 exec: Some(ExecAction {
@@ -97,14 +101,14 @@ pub fn inject(pod: &Pod, plan: &Plan, settings: &Settings) -> Patch {
             });
             c
         }
-        Layout::ClassicSidecar => agent(plan, settings, AGENT_INIT_CONTAINER, true),
+        Layout::ClassicSidecar => agent(plan, template, AGENT_INIT_CONTAINER, true),
     };
     match &spec.init_containers {
         Some(_) => ops.add(&["spec", "initContainers", "0"], &first_init),
         None => ops.add(&["spec", "initContainers"], &[first_init]),
     }
     if plan.layout == Layout::ClassicSidecar {
-        let sidecar = agent(plan, settings, AGENT_CONTAINER, false);
+        let sidecar = agent(plan, template, AGENT_CONTAINER, false);
         ops.append(&["spec", "containers"], true, &sidecar);
     }
     ops.into_patch()
@@ -113,69 +117,69 @@ pub fn inject(pod: &Pod, plan: &Plan, settings: &Settings) -> Patch {
 /// The patch that copies identity env and token mounts into already-injected agents.
 pub fn refresh(pod: &Pod, updates: &[AgentUpdate]) -> Patch {
     let mut ops = Ops::default();
-    let spec = pod.spec.clone().unwrap_or_default();
+    let empty = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&empty);
     for u in updates {
-        let c = container_at(&spec, u.slot);
+        let Some(c) = container(spec, u.slot) else {
+            continue;
+        };
         let idx = u.slot.index.to_string();
         let base = ["spec", u.slot.list.field(), &idx];
-        if !u.env.is_empty() {
-            ops.append_all(&[&base[..], &["env"]].concat(), c.env.is_some(), &u.env);
+        let (env, mounts) = (&u.identity.env, &u.identity.mounts);
+        if !env.is_empty() {
+            ops.append_all(&[&base[..], &["env"]].concat(), c.env.is_some(), env);
         }
-        if !u.mounts.is_empty() {
+        if !mounts.is_empty() {
             ops.append_all(
                 &[&base[..], &["volumeMounts"]].concat(),
                 c.volume_mounts.is_some(),
-                &u.mounts,
+                mounts,
             );
         }
     }
     ops.into_patch()
 }
 
-fn container_at(spec: &k8s_openapi::api::core::v1::PodSpec, slot: Slot) -> Container {
-    let list = match slot.list {
-        List::Init => spec.init_containers.as_deref().unwrap_or_default(),
-        List::App => &spec.containers,
-    };
-    list.get(slot.index).cloned().unwrap_or_default()
-}
-
 /// One agent container; `once` makes a classic-style init agent fetch once and exit.
-fn agent(plan: &Plan, settings: &Settings, name: &str, once: bool) -> Container {
+fn agent(plan: &Plan, template: &AgentTemplate, name: &str, once: bool) -> Container {
     let mut env = vec![literal(keys::CONFIG_ENV, &plan.config_json)];
-    env.extend(plan.identity_env.iter().cloned());
-    env.extend(plan.extra_env.iter().cloned());
+    env.extend([
+        field_ref(keys::POD_NAME_ENV, "metadata.name"),
+        field_ref(keys::POD_NAMESPACE_ENV, "metadata.namespace"),
+    ]);
+    env.extend(plan.identity.env.iter().cloned());
+    env.extend(template.env.iter().cloned());
     if once {
-        env.push(literal(ONCE_ENV, "true"));
+        env.push(literal(keys::ONCE_ENV, "true"));
     }
     let mut mounts = vec![VolumeMount {
         name: VOLUME_NAME.to_string(),
         mount_path: plan.config.mount_path.clone(),
         ..VolumeMount::default()
     }];
-    mounts.extend(plan.identity_mounts.iter().cloned());
-    let q = |s: &str| Quantity(s.to_string());
+    mounts.extend(plan.identity.mounts.iter().cloned());
+    let q = |s: &secrets_injector_shared::Quantity| Quantity(s.to_string());
     Container {
         name: name.to_string(),
-        image: Some(settings.agent_image.clone()),
-        image_pull_policy: Some(settings.agent_image_pull_policy.clone()),
+        image: Some(template.image.clone()),
+        image_pull_policy: Some(template.pull_policy.as_str().to_string()),
         env: Some(env),
         volume_mounts: Some(mounts),
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
-                ("cpu".to_string(), q(&plan.cpu_request)),
-                ("memory".to_string(), q(&plan.memory_request)),
+                ("cpu".to_string(), q(&plan.cpu.request)),
+                ("memory".to_string(), q(&plan.memory.request)),
             ])),
             limits: Some(BTreeMap::from([
-                ("cpu".to_string(), q(&plan.cpu_limit)),
-                ("memory".to_string(), q(&plan.memory_limit)),
+                ("cpu".to_string(), q(&plan.cpu.limit)),
+                ("memory".to_string(), q(&plan.memory.limit)),
             ])),
             ..ResourceRequirements::default()
         }),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
-            run_as_user: Some(plan.run_as_user),
-            run_as_group: Some(plan.run_as_group),
+            run_as_user: Some(plan.run_as.user),
+            run_as_group: Some(plan.run_as.group),
             read_only_root_filesystem: Some(true),
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {
@@ -199,6 +203,21 @@ fn literal(name: &str, value: &str) -> EnvVar {
         name: name.to_string(),
         value: Some(value.to_string()),
         value_from: None,
+    }
+}
+
+/// Downward-API env: a field of the pod, resolved by the kubelet.
+fn field_ref(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_string(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
     }
 }
 
@@ -247,7 +266,7 @@ mod tests {
     use crate::settings::SidecarStyle;
     use serde_json::json;
 
-    fn review(pod_json: &Value, s: &Settings) -> (Patch, Value) {
+    fn review(pod_json: &Value, s: &AgentTemplate) -> (Patch, Value) {
         let pod: Pod = serde_json::from_value(pod_json.clone()).unwrap();
         let patch = match decide(&pod, s) {
             Decision::Inject(plan) => inject(&pod, &plan, s),
@@ -272,7 +291,7 @@ mod tests {
     fn creates_parents_when_absent_and_escapes_annotation_keys() {
         let (patch, out) = review(
             &minimal(json!({"secrets-injector.io/secret-db": "prod/db"})),
-            &Settings::default(),
+            &AgentTemplate::default(),
         );
         assert_eq!(
             paths(&patch),
@@ -303,7 +322,7 @@ mod tests {
                 "initContainers": [{"name": "setup", "image": "x", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
                 "containers": [{"name": "app", "image": "x", "volumeMounts": []}],
                 "volumes": [{"name": "v", "emptyDir": {}}]}});
-        let (patch, out) = review(&pod, &Settings::default());
+        let (patch, out) = review(&pod, &AgentTemplate::default());
         assert_eq!(
             paths(&patch)[2..],
             [
@@ -332,7 +351,7 @@ mod tests {
     fn agent_container_is_hardened_and_has_no_command() {
         let (_, out) = review(
             &minimal(json!({"secrets-injector.io/secret-db": "prod/db"})),
-            &Settings::default(),
+            &AgentTemplate::default(),
         );
         let agent = &out["spec"]["initContainers"][0];
         assert!(agent.get("command").is_none() && agent.get("args").is_none());
@@ -359,7 +378,7 @@ mod tests {
                 json!({"secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/mode": "sidecar",
                             "secrets-injector.io/startup-timeout": "2m"}),
             ),
-            &Settings::default(),
+            &AgentTemplate::default(),
         );
         let agent = &out["spec"]["initContainers"][0];
         assert_eq!(agent["restartPolicy"], "Always");
@@ -372,9 +391,9 @@ mod tests {
 
     #[test]
     fn classic_sidecar_adds_a_once_init_agent_and_a_refreshing_container() {
-        let s = Settings {
+        let s = AgentTemplate {
             sidecar_style: SidecarStyle::Classic,
-            ..Settings::default()
+            ..AgentTemplate::default()
         };
         let (_, out) = review(
             &minimal(
@@ -393,7 +412,7 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|e| e["name"] == ONCE_ENV && e["value"] == "true")
+                .any(|e| e["name"] == keys::ONCE_ENV && e["value"] == "true")
         };
         assert!(has_once(init) && !has_once(side));
         assert!(side.get("startupProbe").is_none() && side.get("restartPolicy").is_none());
@@ -406,7 +425,7 @@ mod tests {
                 json!({"secrets-injector.io/secret-db": "prod/db", "secrets-injector.io/mode": "sidecar",
                             "secrets-injector.io/on-change": "signal:SIGHUP:app"}),
             ),
-            &Settings::default(),
+            &AgentTemplate::default(),
         );
         assert!(paths(&patch).contains(&"/spec/shareProcessNamespace".to_string()));
         assert_eq!(out["spec"]["shareProcessNamespace"], true);
@@ -420,7 +439,7 @@ mod tests {
                 "containers": [{"name": "app", "image": "x",
                     "env": [{"name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "value": "/t/token"}],
                     "volumeMounts": [{"name": "t", "mountPath": "/t"}]}]}});
-        let (patch, out) = review(&pod, &Settings::default());
+        let (patch, out) = review(&pod, &AgentTemplate::default());
         assert_eq!(
             paths(&patch),
             vec![

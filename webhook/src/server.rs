@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState};
-use crate::settings::Settings;
+use crate::template::AgentTemplate;
 use crate::tls::CertStore;
 
 /// Longest a client may take to finish the TLS handshake.
@@ -43,7 +43,7 @@ pub struct ServeConfig {
     pub shutdown_delay: Duration,
     pub shutdown_grace: Duration,
     pub request_timeout: Duration,
-    pub settings: Settings,
+    pub template: AgentTemplate,
 }
 
 /// Readiness: a certificate is loaded and the process is not draining.
@@ -82,7 +82,7 @@ pub async fn serve_on(
     let health = Arc::new(Health::default());
 
     let app = routes::router(AppState {
-        settings: Arc::new(config.settings),
+        template: Arc::new(config.template),
         metrics: Arc::clone(&metrics),
         request_timeout: config.request_timeout,
     });

@@ -1,10 +1,12 @@
-//! Settings of the injected agent, shared by `serve` and `inject` (flattened into both).
+//! Flags of the injected agent, shared by `serve` and `inject` (flattened into
+//! both). They are checked once, into an [`AgentTemplate`], before any pod is seen.
 
 use clap::{Args, ValueEnum};
 use k8s_openapi::api::core::v1::EnvVar;
-use secrets_injector_shared::{keys, validate};
+use secrets_injector_shared::{Quantity, keys};
 
 use crate::error::Error;
+use crate::template::{AgentTemplate, PullPolicy, Resources};
 
 /// Default agent image, used by `inject` when no `--agent-image` is given.
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/secrets-injector/secrets-injector-agent:0.1.0";
@@ -27,9 +29,9 @@ pub enum SidecarStyle {
     Classic,
 }
 
-/// Agent container settings. Every flag also reads `SECRETS_INJECTOR_*`.
+/// Agent container flags, as given. Every flag also reads `SECRETS_INJECTOR_*`.
 #[derive(Debug, Clone, Args)]
-pub struct Settings {
+pub struct AgentFlags {
     /// Image of the agent container injected into pods.
     #[arg(long, env = "SECRETS_INJECTOR_AGENT_IMAGE", default_value = DEFAULT_AGENT_IMAGE)]
     pub agent_image: String,
@@ -102,12 +104,9 @@ fn set_env(env: &mut Vec<EnvVar>, name: &str, value: &str) {
     });
 }
 
-/// The agent's env var for extra CA roots (PEM).
-const CA_BUNDLE_ENV: &str = "SECRETS_INJECTOR_CA_BUNDLE";
-
-impl Default for Settings {
+impl Default for AgentFlags {
     fn default() -> Self {
-        Settings {
+        AgentFlags {
             agent_image: DEFAULT_AGENT_IMAGE.to_string(),
             agent_image_pull_policy: DEFAULT_PULL_POLICY.to_string(),
             agent_cpu_request: DEFAULT_CPU_REQUEST.to_string(),
@@ -123,9 +122,10 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Check every setting once at startup, so a bad flag fails the process, not each pod.
-    pub fn validate(&self) -> Result<(), Error> {
+impl AgentFlags {
+    /// Check every flag once, at startup, into the typed template the hot path
+    /// reads: a bad flag stops the process, never a pod. Every problem is named.
+    pub fn template(&self) -> Result<AgentTemplate, Error> {
         let mut problems = Vec::new();
         if self.agent_image.trim().is_empty() || self.agent_image.chars().any(char::is_whitespace) {
             problems.push(format!(
@@ -133,66 +133,79 @@ impl Settings {
                 self.agent_image
             ));
         }
-        if !matches!(
-            self.agent_image_pull_policy.as_str(),
-            "Always" | "IfNotPresent" | "Never"
-        ) {
+        let pull_policy = PullPolicy::parse(&self.agent_image_pull_policy);
+        if pull_policy.is_none() {
             problems.push(format!(
                 "--agent-image-pull-policy {:?} is not Always, IfNotPresent or Never",
                 self.agent_image_pull_policy
             ));
         }
-        for (flag, value) in [
-            ("--agent-cpu-request", &self.agent_cpu_request),
-            ("--agent-cpu-limit", &self.agent_cpu_limit),
-            ("--agent-memory-request", &self.agent_memory_request),
-            ("--agent-memory-limit", &self.agent_memory_limit),
-            ("--volume-size-limit", &self.volume_size_limit),
-        ] {
-            if let Err(e) = validate::check_quantity(value) {
-                problems.push(format!("{flag}: {e}"));
-            }
-        }
+        let mut quantity = |flag: &str, value: &str| {
+            Quantity::parse(value)
+                .map_err(|e| problems.push(format!("{flag}: {e}")))
+                .ok()
+        };
+        let cpu_request = quantity("--agent-cpu-request", &self.agent_cpu_request);
+        let cpu_limit = quantity("--agent-cpu-limit", &self.agent_cpu_limit);
+        let memory_request = quantity("--agent-memory-request", &self.agent_memory_request);
+        let memory_limit = quantity("--agent-memory-limit", &self.agent_memory_limit);
+        let volume_size_limit = quantity("--volume-size-limit", &self.volume_size_limit);
         if self.agent_uid <= 0 {
             problems.push(format!(
                 "--agent-uid {} must be a non-root uid (> 0)",
                 self.agent_uid
             ));
         }
-        if let Err(e) = self.agent_env_vars() {
-            problems.push(e.to_string());
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Settings(problems.join("; ")))
+        let env = self.agent_env_vars().map_err(|e| problems.push(e)).ok();
+        match (
+            pull_policy,
+            cpu_request.zip(cpu_limit),
+            memory_request.zip(memory_limit),
+            volume_size_limit,
+            env,
+        ) {
+            (Some(pull_policy), Some(cpu), Some(memory), Some(volume_size_limit), Some(env))
+                if problems.is_empty() =>
+            {
+                Ok(AgentTemplate {
+                    image: self.agent_image.clone(),
+                    pull_policy,
+                    cpu: Resources::new(cpu.0, cpu.1),
+                    memory: Resources::new(memory.0, memory.1),
+                    env,
+                    uid: self.agent_uid,
+                    volume_size_limit,
+                    sidecar_style: self.sidecar_style,
+                })
+            }
+            _ => Err(Error::Settings(problems.join("; "))),
         }
     }
 
     /// `--agent-env` (then `--agent-ca-bundle`) as container env; malformed entries
     /// are named (their values never).
-    pub fn agent_env_vars(&self) -> Result<Vec<EnvVar>, Error> {
+    fn agent_env_vars(&self) -> Result<Vec<EnvVar>, String> {
         let mut out: Vec<EnvVar> = Vec::new();
         for (i, entry) in self.agent_env.iter().enumerate() {
             let Some((name, value)) = entry.split_once('=') else {
-                return Err(Error::Settings(format!(
+                return Err(format!(
                     "--agent-env entry {} is not KEY=VALUE (starts with {:?})",
                     i + 1,
                     entry.chars().take(12).collect::<String>()
-                )));
+                ));
             };
             let name = name.trim();
             if !is_env_name(name) {
-                return Err(Error::Settings(format!(
+                return Err(format!(
                     "--agent-env entry {}: {name:?} is not a valid environment variable name",
                     i + 1
-                )));
+                ));
             }
-            if name == keys::CONFIG_ENV {
-                return Err(Error::Settings(format!(
+            if keys::WEBHOOK_SET_ENV.contains(&name) {
+                return Err(format!(
                     "--agent-env entry {}: {name} is set by the webhook itself",
                     i + 1
-                )));
+                ));
             }
             set_env(&mut out, name, value);
         }
@@ -201,7 +214,7 @@ impl Settings {
             .as_deref()
             .filter(|p| !p.trim().is_empty())
         {
-            set_env(&mut out, CA_BUNDLE_ENV, pem);
+            set_env(&mut out, keys::CA_BUNDLE_ENV, pem);
         }
         Ok(out)
     }
@@ -220,9 +233,21 @@ fn is_env_name(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn env_pairs(t: &AgentTemplate) -> Vec<(&str, &str)> {
+        t.env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or("")))
+            .collect()
+    }
+
     #[test]
-    fn defaults_are_valid() {
-        Settings::default().validate().unwrap();
+    fn defaults_are_valid_and_typed() {
+        let t = AgentFlags::default().template().unwrap();
+        assert_eq!(t.pull_policy, PullPolicy::IfNotPresent);
+        assert_eq!(t.cpu.request.as_str(), "10m");
+        assert_eq!(t.memory.limit.as_str(), "32Mi");
+        assert_eq!(t.volume_size_limit.as_str(), "8Mi");
+        assert_eq!(t, AgentTemplate::default());
     }
 
     #[test]
@@ -231,33 +256,30 @@ mod tests {
         #[derive(Parser)]
         struct Cli {
             #[command(flatten)]
-            s: Settings,
+            s: AgentFlags,
         }
         let parsed = Cli::try_parse_from(["x"]).unwrap().s;
-        let d = Settings::default();
-        assert_eq!(parsed.agent_image, d.agent_image);
-        assert_eq!(parsed.agent_cpu_request, d.agent_cpu_request);
-        assert_eq!(parsed.agent_memory_limit, d.agent_memory_limit);
-        assert_eq!(parsed.volume_size_limit, d.volume_size_limit);
-        assert_eq!(parsed.agent_uid, d.agent_uid);
+        assert_eq!(
+            parsed.template().unwrap(),
+            AgentFlags::default().template().unwrap()
+        );
     }
 
     #[test]
     fn agent_env_parses_and_last_wins() {
-        let s = Settings {
+        let s = AgentFlags {
             agent_env: vec![
                 "AWS_USE_FIPS_ENDPOINT=true".into(),
                 "A=1=2".into(),
                 "A=3".into(),
             ],
-            ..Settings::default()
+            ..AgentFlags::default()
         };
-        let env = s.agent_env_vars().unwrap();
-        let pairs: Vec<(&str, &str)> = env
-            .iter()
-            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or("")))
-            .collect();
-        assert_eq!(pairs, vec![("AWS_USE_FIPS_ENDPOINT", "true"), ("A", "3")]);
+        let t = s.template().unwrap();
+        assert_eq!(
+            env_pairs(&t),
+            vec![("AWS_USE_FIPS_ENDPOINT", "true"), ("A", "3")]
+        );
     }
 
     #[test]
@@ -278,13 +300,9 @@ mod tests {
         let crate::args::Command::Inject(a) = cli.command else {
             panic!("not inject")
         };
-        let env = a.settings.agent_env_vars().unwrap();
-        let pairs: Vec<(&str, &str)> = env
-            .iter()
-            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or("")))
-            .collect();
+        let t = a.agent.template().unwrap();
         assert_eq!(
-            pairs,
+            env_pairs(&t),
             vec![("A", "1"), ("B", "2"), ("SECRETS_INJECTOR_CA_BUNDLE", pem)]
         );
     }
@@ -299,39 +317,42 @@ mod tests {
             ),
             ("=x", "\"\" is not a valid"),
             ("SECRETS_INJECTOR_CONFIG={}", "set by the webhook itself"),
+            ("SECRETS_INJECTOR_POD_NAME=x", "set by the webhook itself"),
         ] {
-            let s = Settings {
+            let s = AgentFlags {
                 agent_env: vec![entry.into()],
-                ..Settings::default()
+                ..AgentFlags::default()
             };
-            let err = s.validate().unwrap_err().to_string();
+            let err = s.template().unwrap_err().to_string();
             assert!(err.contains(want), "{entry}: {err}");
         }
-        let s = Settings {
+        let s = AgentFlags {
             agent_env: vec!["TOKEN=very-secret-value".into(), "BAD NAME=v".into()],
-            ..Settings::default()
+            ..AgentFlags::default()
         };
-        let err = s.validate().unwrap_err().to_string();
+        let err = s.template().unwrap_err().to_string();
         assert!(!err.contains("very-secret-value"), "{err}");
     }
 
     #[test]
     fn bad_quantities_policy_and_uid_are_all_reported() {
-        let s = Settings {
+        let s = AgentFlags {
             agent_cpu_request: "lots".into(),
             volume_size_limit: "big".into(),
             agent_image_pull_policy: "Sometimes".into(),
             agent_uid: 0,
             agent_image: "has space".into(),
-            ..Settings::default()
+            agent_env: vec!["NOPE".into()],
+            ..AgentFlags::default()
         };
-        let err = s.validate().unwrap_err().to_string();
+        let err = s.template().unwrap_err().to_string();
         for want in [
             "--agent-cpu-request: \"lots\"",
             "--volume-size-limit: \"big\"",
             "--agent-image-pull-policy \"Sometimes\"",
             "--agent-uid 0",
             "--agent-image \"has space\"",
+            "--agent-env entry 1",
         ] {
             assert!(err.contains(want), "missing {want}: {err}");
         }

@@ -29,7 +29,7 @@ async fn serve_on_answers_and_stops_when_the_token_is_cancelled() {
         shutdown_delay: Duration::ZERO,
         shutdown_grace: Duration::from_secs(20),
         request_timeout: Duration::from_secs(10),
-        settings: common::settings(&[]),
+        template: common::template(&[]),
     };
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(serve_on(listener, health, config, shutdown.clone()));

@@ -7,10 +7,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use secrets_injector_tests::{kubernetes_validate, workspace_root};
-use secrets_injector_webhook::decide::{AGENT_CONTAINER, AGENT_INIT_CONTAINER};
 use secrets_injector_webhook::error::Error;
 use secrets_injector_webhook::inject_cli::run;
-use secrets_injector_webhook::settings::{Settings, SidecarStyle};
+use secrets_injector_webhook::settings::{AgentFlags, SidecarStyle};
+use secrets_injector_webhook::template::AgentTemplate;
+use secrets_injector_webhook::{AGENT_CONTAINER, AGENT_INIT_CONTAINER};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -92,7 +93,7 @@ fn container_names(pod: &Value, list: &str) -> Vec<String> {
 fn every_workload_kind_is_injected_and_other_documents_pass_through() {
     let input = workloads();
     let before = docs(&input);
-    let out = run(&input, &Settings::default()).unwrap();
+    let out = run(&input, &AgentTemplate::default()).unwrap().yaml;
     let after = docs(&out);
     assert_eq!(after.len(), 8, "{out}");
     for (b, a) in before.iter().zip(&after) {
@@ -127,8 +128,8 @@ fn every_workload_kind_is_injected_and_other_documents_pass_through() {
 
 #[test]
 fn injecting_the_output_again_changes_nothing() {
-    let once = run(&workloads(), &Settings::default()).unwrap();
-    let twice = run(&once, &Settings::default()).unwrap();
+    let once = run(&workloads(), &AgentTemplate::default()).unwrap().yaml;
+    let twice = run(&once, &AgentTemplate::default()).unwrap().yaml;
     assert_eq!(docs(&once), docs(&twice));
 }
 
@@ -142,7 +143,7 @@ fn denied_template_names_the_document_and_every_problem() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
         pod_spec(6)
     );
-    let err = run(&input, &Settings::default()).unwrap_err();
+    let err = run(&input, &AgentTemplate::default()).unwrap_err();
     assert!(matches!(err, Error::Denied { .. }), "{err:?}");
     let msg = err.to_string();
     for want in [
@@ -162,11 +163,11 @@ fn classic_sidecar_in_a_job_is_injected_with_a_warning_comment() {
          restartPolicy: Never\n{}",
         pod_spec(6)
     );
-    let settings = Settings {
+    let settings = AgentTemplate {
         sidecar_style: SidecarStyle::Classic,
-        ..Settings::default()
+        ..AgentTemplate::default()
     };
-    let out = run(&input, &settings).unwrap();
+    let out = run(&input, &settings).unwrap().yaml;
     assert!(
         out.starts_with("# warning: secrets-injector: this pod belongs to a Job"),
         "{out}"
@@ -191,21 +192,101 @@ fn documents_without_secrets_empty_documents_and_unknown_kinds_pass_through() {
          apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  annotations:{ANNOTATIONS}\n",
         pod_spec(2)
     );
-    let out = run(&input, &Settings::default()).unwrap();
-    assert_eq!(docs(&out), docs(&input));
+    let out = run(&input, &AgentTemplate::default()).unwrap();
+    assert_eq!(docs(&out.yaml), docs(&input));
+    assert!(out.notices.is_empty(), "{:?}", out.notices);
+}
+
+/// A pod template at the usual places of a pod-owning custom resource.
+fn custom_resource(kind: &str, name: &str) -> String {
+    format!(
+        "apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  template:\n    \
+         metadata:\n      annotations:{ANNOTATIONS}\n    spec:\n{}",
+        pod_spec(6)
+    )
+}
+
+#[test]
+fn lists_rollouts_and_pod_templates_are_injected() {
+    let rollout = custom_resource("Rollout", "r").replace("example.com/v1", "argoproj.io/v1alpha1");
+    let pod_template = format!(
+        "apiVersion: v1\nkind: PodTemplate\nmetadata:\n  name: pt\ntemplate:\n  metadata:\n    \
+         annotations:{}\n  spec:\n{}",
+        ANNOTATIONS.replace("\n        ", "\n      "),
+        pod_spec(4)
+    );
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {}",
+        workloads()
+            .split("---\n")
+            .map(|d| d.trim_end().replace('\n', "\n  "))
+            .collect::<Vec<_>>()
+            .join("\n- ")
+    );
+    let input = [rollout, pod_template, list].join("---\n");
+    let out = run(&input, &AgentTemplate::default()).unwrap();
+    assert!(out.notices.is_empty(), "{:?}", out.notices);
+    let docs = docs(&out.yaml);
+    assert_eq!(
+        container_names(&docs[0]["spec"]["template"], "initContainers"),
+        vec![AGENT_CONTAINER],
+        "Rollout"
+    );
+    assert_eq!(
+        container_names(&docs[1]["template"], "initContainers"),
+        vec![AGENT_CONTAINER],
+        "PodTemplate"
+    );
+    let items = docs[2]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 8, "every workload and the ConfigMap");
+    for item in items.iter().filter(|i| i["kind"] != "ConfigMap") {
+        assert_eq!(
+            container_names(template(item), "initContainers"),
+            vec![AGENT_CONTAINER],
+            "List item {}",
+            item["kind"]
+        );
+    }
+    assert_eq!(items[7]["kind"], "ConfigMap");
+    assert!(items[7].get("spec").is_none());
+    // The PodTemplate and the List of standard kinds are valid Kubernetes objects.
+    let standard: Vec<String> = docs[1..]
+        .iter()
+        .map(|d| serde_yaml_ng::to_string(d).unwrap())
+        .collect();
+    kubernetes_validate(&standard.join("---\n")).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn an_unknown_kind_with_a_pod_template_is_reported_not_silently_passed() {
+    let input = [
+        custom_resource("CloneSet", "c"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n".to_string(),
+    ]
+    .join("---\n");
+    let out = run(&input, &AgentTemplate::default()).unwrap();
+    assert_eq!(docs(&out.yaml), docs(&input), "passed through unchanged");
+    assert_eq!(out.notices.len(), 1, "{:?}", out.notices);
+    let n = &out.notices[0];
+    assert!(
+        n.contains("document 1 (CloneSet/c)")
+            && n.contains("/spec/template")
+            && n.contains("WITHOUT injection"),
+        "{n}"
+    );
 }
 
 #[test]
 fn broken_input_is_reported_by_document() {
     let err = run(
         "apiVersion: v1\nkind: ConfigMap\n---\nkind: Pod\nmetadata: [unclosed\n",
-        &Settings::default(),
+        &AgentTemplate::default(),
     )
     .unwrap_err();
     assert!(matches!(err, Error::Yaml { document: 2, .. }), "{err:?}");
     let err = run(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec: {}\n",
-        &Settings::default(),
+        &AgentTemplate::default(),
     )
     .unwrap_err()
     .to_string();
@@ -215,7 +296,7 @@ fn broken_input_is_reported_by_document() {
     );
     let err = run(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers: 3\n",
-        &Settings::default(),
+        &AgentTemplate::default(),
     )
     .unwrap_err()
     .to_string();
@@ -223,7 +304,7 @@ fn broken_input_is_reported_by_document() {
     // A Job template whose metadata is not a mapping is an error, not a panic.
     let err = run(
         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\nspec:\n  template:\n    metadata: 3\n    spec:\n      containers: []\n",
-        &Settings::default(),
+        &AgentTemplate::default(),
     )
     .unwrap_err()
     .to_string();
@@ -232,11 +313,11 @@ fn broken_input_is_reported_by_document() {
 
 #[test]
 fn bad_settings_are_rejected_before_reading_input() {
-    let settings = Settings {
+    let flags = AgentFlags {
         agent_env: vec!["NOT-AN-ASSIGNMENT".into()],
-        ..Settings::default()
+        ..AgentFlags::default()
     };
-    let err = run(&workloads(), &settings).unwrap_err();
+    let err = flags.template().unwrap_err();
     assert!(matches!(err, Error::Settings(_)), "{err:?}");
 }
 
@@ -249,8 +330,9 @@ fn every_example_injects_to_valid_yaml() {
             continue;
         }
         let input = std::fs::read_to_string(&path).unwrap();
-        let out =
-            run(&input, &Settings::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let out = run(&input, &AgentTemplate::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .yaml;
         assert!(
             out.contains(AGENT_CONTAINER),
             "{}: not injected",
@@ -310,4 +392,29 @@ fn binary_injects_the_readme_example() {
         stderr.contains("document 1 (Pod/bad): denied") && stderr.contains("secret-db"),
         "{stderr}"
     );
+}
+
+#[test]
+fn binary_reports_an_unknown_pod_template_on_stderr() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secrets-injector-webhook"))
+        .args(["inject", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(custom_resource("CloneSet", "c").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: document 1 (CloneSet/c): has a pod template"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(AGENT_CONTAINER));
 }

@@ -13,15 +13,16 @@ use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use secrets_injector_shared::{AgentConfig, keys, parse_annotations};
 use secrets_injector_tests::kubernetes_validate;
-use secrets_injector_webhook::decide::{AGENT_CONTAINER, AGENT_INIT_CONTAINER, IDENTITY_ENV};
-use secrets_injector_webhook::mutate::{Outcome, review};
-use secrets_injector_webhook::settings::Settings;
+use secrets_injector_webhook::review::{Outcome, review};
+use secrets_injector_webhook::settings::AgentFlags;
+use secrets_injector_webhook::template::AgentTemplate;
+use secrets_injector_webhook::{AGENT_CONTAINER, AGENT_INIT_CONTAINER, IDENTITY_ENV};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
-    settings: Settings,
+    agent: AgentFlags,
 }
 
 fn fixtures_dir() -> PathBuf {
@@ -42,15 +43,15 @@ fn fixtures() -> Vec<(String, Value)> {
     out
 }
 
-fn settings_for(stem: &str) -> Settings {
+fn settings_for(stem: &str) -> AgentTemplate {
     let args =
         std::fs::read_to_string(fixtures_dir().join(format!("{stem}.args"))).unwrap_or_default();
     let argv = std::iter::once("webhook").chain(args.split_whitespace());
-    let settings = Cli::try_parse_from(argv)
+    Cli::try_parse_from(argv)
         .unwrap_or_else(|e| panic!("{stem}.args: {e}"))
-        .settings;
-    settings.validate().unwrap();
-    settings
+        .agent
+        .template()
+        .unwrap()
 }
 
 /// The reviewed outcome as a reviewable document, and the mutated pod if patched.
@@ -88,7 +89,11 @@ fn agents(pod: &Value) -> Vec<&Value> {
 /// values), and no other app env reaches the patch.
 fn assert_only_refs(stem: &str, input: &Value, mutated: &Value, patch_text: &str) {
     let annotations = serde_json::from_value(input["metadata"]["annotations"].clone()).unwrap();
-    let wanted = parse_annotations(&annotations).unwrap().unwrap().config;
+    let wanted = parse_annotations(&annotations)
+        .into_result()
+        .unwrap()
+        .unwrap()
+        .config;
     for agent in agents(mutated) {
         let env = agent["env"].as_array().unwrap();
         let cfg = env
@@ -134,7 +139,7 @@ fn golden_fixtures() {
     for (stem, pod_value) in &all {
         let settings = settings_for(stem);
         let pod: Pod = serde_json::from_value(pod_value.clone()).unwrap();
-        let outcome = review(&pod, Some("demo"), &settings);
+        let outcome = review(&pod, &settings);
         let (actual, mutated) = record(pod_value, &outcome);
         let expected_path = fixtures_dir().join(format!("{stem}.expected.yaml"));
         if update {
@@ -161,7 +166,7 @@ fn golden_fixtures() {
             }
             let again: Pod = serde_json::from_value(mutated.clone()).unwrap();
             assert_eq!(
-                review(&again, Some("demo"), &settings),
+                review(&again, &settings),
                 Outcome::Allowed {
                     patch: None,
                     warnings: vec![]
@@ -197,7 +202,7 @@ fn reinvocation_patch_only_touches_the_agent() {
     let pod: Pod = serde_json::from_value(pod_value).unwrap();
     let Outcome::Allowed {
         patch: Some(patch), ..
-    } = review(&pod, None, &settings_for(&stem))
+    } = review(&pod, &settings_for(&stem))
     else {
         panic!("{stem}: expected a patch");
     };
@@ -229,9 +234,9 @@ async fn golden_fixtures_through_the_router_give_the_same_answers() {
     for (stem, pod_value) in fixtures() {
         let settings = settings_for(&stem);
         let pod: Pod = serde_json::from_value(pod_value.clone()).unwrap();
-        let direct = review(&pod, Some("demo"), &settings);
+        let direct = review(&pod, &settings);
         let app = routes::router(AppState {
-            settings: Arc::new(settings),
+            template: Arc::new(settings),
             metrics: Arc::new(Metrics::new()),
             request_timeout: std::time::Duration::from_secs(10),
         });

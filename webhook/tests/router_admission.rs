@@ -20,7 +20,7 @@ use tower::ServiceExt;
 
 fn state(args: &[&str]) -> AppState {
     AppState {
-        settings: Arc::new(common::settings(args)),
+        template: Arc::new(common::template(args)),
         metrics: Arc::new(Metrics::new()),
         request_timeout: Duration::from_secs(10),
     }

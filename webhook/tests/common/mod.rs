@@ -16,19 +16,24 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use secrets_injector_tests::{TestPki, free_port, wait_for_port};
-use secrets_injector_webhook::settings::Settings;
+use secrets_injector_webhook::settings::AgentFlags;
+use secrets_injector_webhook::template::AgentTemplate;
 use serde_json::{Value, json};
 
 #[derive(Parser)]
-struct SettingsCli {
+struct FlagsCli {
     #[command(flatten)]
-    settings: Settings,
+    agent: AgentFlags,
 }
 
-/// Settings as `serve` would parse them from `args`.
-pub fn settings(args: &[&str]) -> Settings {
+/// The agent template as `serve` would build it from `args`.
+pub fn template(args: &[&str]) -> AgentTemplate {
     let argv = std::iter::once("webhook").chain(args.iter().copied());
-    SettingsCli::try_parse_from(argv).unwrap().settings
+    FlagsCli::try_parse_from(argv)
+        .unwrap()
+        .agent
+        .template()
+        .unwrap()
 }
 
 pub fn fixtures_dir() -> PathBuf {

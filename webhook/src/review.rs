@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::decide::{Decision, decide};
 use crate::patch;
-use crate::settings::Settings;
+use crate::template::AgentTemplate;
 
 /// Result of reviewing one pod.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,18 +18,24 @@ pub enum Outcome {
     Denied(String),
 }
 
-/// Review a pod (CREATE). `namespace` is the request's namespace (pods may omit it); the
-/// decision does not depend on it, as opt-in by namespace happens in the webhook configuration.
-pub fn review(pod: &Pod, namespace: Option<&str>, settings: &Settings) -> Outcome {
-    let _ = namespace;
-    match decide(pod, settings) {
-        Decision::Skip(_) => Outcome::Allowed {
+impl Outcome {
+    /// Allowed, nothing to change.
+    pub fn unchanged() -> Outcome {
+        Outcome::Allowed {
             patch: None,
             warnings: Vec::new(),
-        },
+        }
+    }
+}
+
+/// Review a pod (CREATE). Opt-in by namespace happens in the webhook
+/// configuration, so the decision needs the pod alone.
+pub fn review(pod: &Pod, template: &AgentTemplate) -> Outcome {
+    match decide(pod, template) {
+        Decision::Skip(_) => Outcome::unchanged(),
         Decision::Deny(message) => Outcome::Denied(message),
         Decision::Inject(plan) => Outcome::Allowed {
-            patch: Some(patch::inject(pod, &plan, settings)),
+            patch: Some(patch::inject(pod, &plan, template)),
             warnings: plan.warnings.clone(),
         },
         Decision::Refresh(updates) => Outcome::Allowed {
