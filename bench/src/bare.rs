@@ -1,5 +1,7 @@
-//! The stack's ceiling: axum + hyper-util + tokio-rustls answering `POST
-//! /mutate` with a canned AdmissionReview, no decoding, no mutation.
+//! The stack's ceilings: axum + hyper-util + tokio-rustls answering `POST
+//! /mutate` with a canned AdmissionReview, no mutation — either without
+//! looking at the body, or after parsing it into `serde_json::Value` (the
+//! floor of any webhook that must read the pod).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,13 +17,18 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::Error;
 
-/// The router: the body is read in full (as the webhook must) and dropped.
-pub fn router(canned: Bytes) -> Router {
+/// The router: the body is read in full (as the webhook must), parsed as JSON
+/// when `parse` is set, and dropped.
+pub fn router(canned: Bytes, parse: bool) -> Router {
     Router::new().route(
         "/mutate",
         post(move |body: Bytes| {
             let canned = canned.clone();
             async move {
+                if parse {
+                    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
+                    std::hint::black_box(parsed.is_ok());
+                }
                 drop(body);
                 ([(CONTENT_TYPE, "application/json")], canned)
             }
@@ -34,9 +41,10 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     canned: Bytes,
+    parse: bool,
 ) -> Result<(), Error> {
     let acceptor = TlsAcceptor::from(tls);
-    let app = router(canned);
+    let app = router(canned, parse);
     loop {
         let (tcp, _peer): (_, SocketAddr) = listener
             .accept()

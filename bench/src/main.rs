@@ -95,6 +95,9 @@ struct BareArgs {
     /// Body returned for every `POST /mutate`.
     #[arg(long, env = "SECRETS_INJECTOR_BENCH_RESPONSE_FILE")]
     response_file: PathBuf,
+    /// Parse each request body into `serde_json::Value` before answering.
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_PARSE_BODY")]
+    parse_body: bool,
 }
 
 fn read(path: &PathBuf) -> Result<String, Error> {
@@ -143,7 +146,7 @@ async fn run(cmd: Cmd) -> Result<(), Error> {
             let listener = tokio::net::TcpListener::bind(b.listen)
                 .await
                 .map_err(|e| Error::io(&format!("bind {}", b.listen), e))?;
-            return bare::serve(listener, cfg, canned.into()).await;
+            return bare::serve(listener, cfg, canned.into(), b.parse_body).await;
         }
         Cmd::Measure { command } => {
             let (prog, args) = command

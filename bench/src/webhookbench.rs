@@ -166,11 +166,18 @@ pub fn start_webhook(bin: &Path, dir: &Path) -> Result<ServerProcess, Error> {
     wait_listening(ServerProcess { child, addr }, "webhook")
 }
 
-/// The bare server (`secrets-injector-bench bare-server`) answering with `response`.
-pub fn start_bare(self_exe: &Path, dir: &Path, response: &Path) -> Result<ServerProcess, Error> {
+/// The bare server (`secrets-injector-bench bare-server`) answering with
+/// `response`, after parsing each body when `parse` is set.
+pub fn start_bare(
+    self_exe: &Path,
+    dir: &Path,
+    response: &Path,
+    parse: bool,
+) -> Result<ServerProcess, Error> {
     let addr: SocketAddr = ([127, 0, 0, 1], secrets_injector_tests::free_port()).into();
     let child = Command::new(self_exe)
         .arg("bare-server")
+        .args(parse.then_some("--parse-body"))
         .args(["--listen", &addr.to_string()])
         .arg("--tls-cert-file")
         .arg(dir.join("tls.crt"))

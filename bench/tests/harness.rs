@@ -16,6 +16,11 @@ use secrets_injector_tests::{Moto, TestPki, tool};
 const CANNED: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u","allowed":true}}"#;
 
 async fn bare_target(pki: &TestPki, resume: bool) -> Target {
+    server_target(pki, resume, false).await
+}
+
+/// The bare server, answering after parsing the body when `parse` is set.
+async fn server_target(pki: &TestPki, resume: bool, parse: bool) -> Target {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cfg = tls::server_config(&pki.cert_pem, &pki.key_pem).unwrap();
@@ -23,6 +28,7 @@ async fn bare_target(pki: &TestPki, resume: bool) -> Target {
         listener,
         cfg,
         Bytes::from_static(CANNED.as_bytes()),
+        parse,
     ));
     Target {
         addr,
@@ -43,6 +49,23 @@ async fn load_generator_sends_exactly_the_scheduled_requests() {
     assert_eq!(r.latency.unwrap().n, 50);
     let s = loadgen::saturate(&t, 2, Duration::from_millis(500)).await;
     assert!(s.completed > 0 && s.errors == 0, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parse_only_baseline_answers_like_the_bare_server() {
+    let pki = TestPki::new(&["localhost"]);
+    let mut t = server_target(&pki, true, true).await;
+    t.body = Bytes::from(
+        serde_json::to_vec(&secrets_injector_tests::pods::admission_review(
+            &secrets_injector_bench::pods::typical(),
+            "bench",
+            "u",
+        ))
+        .unwrap(),
+    );
+    assert_eq!(loadgen::one_shot(&t).await.unwrap(), CANNED.as_bytes());
+    let r = loadgen::fixed_rate(&t, 2, 20, Duration::from_secs(1)).await;
+    assert_eq!((r.completed, r.errors, r.unsent), (20, 0, 0), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

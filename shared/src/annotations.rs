@@ -1,4 +1,4 @@
-//! Pod annotations → a typed, validated [`InjectionRequest`] (DESIGN §3).
+//! Pod annotations → a typed, validated [`InjectionRequest`].
 
 use std::collections::BTreeMap;
 
@@ -59,7 +59,7 @@ impl Parsed {
     }
 }
 
-/// Parse a pod's annotations (DESIGN §3). Work is linear in their size, and
+/// Parse a pod's annotations. Work is linear in their size, and
 /// the secret count limit is checked before any secret is parsed.
 pub fn parse_annotations(annotations: &BTreeMap<String, String>) -> Parsed {
     let mut p = Problems::default();

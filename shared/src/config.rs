@@ -10,7 +10,7 @@ use crate::refs::SecretRef;
 /// The config schema version this build writes and reads.
 pub const CONFIG_VERSION: u32 = 1;
 
-/// Default mount path in app containers (DESIGN §3).
+/// Default mount path in app containers.
 pub const DEFAULT_MOUNT_PATH: &str = "/mnt/secrets";
 /// Default sidecar poll period.
 pub const DEFAULT_REFRESH_SECS: u64 = 300;

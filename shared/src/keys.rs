@@ -1,4 +1,4 @@
-//! Every annotation and label key of the contract (DESIGN §2–3), in one place.
+//! Every annotation and label key of the contract, in one place.
 
 /// Domain of every annotation and label.
 pub const DOMAIN: &str = "secrets-injector.io";

@@ -1,4 +1,4 @@
-//! The secrets-injector contract (DESIGN §2–3, §5): annotation keys, secret
+//! The secrets-injector contract: annotation keys, secret
 //! references, annotation parsing and validation, and the `AgentConfig` the
 //! webhook hands the agent. Pure: no I/O, no async.
 

@@ -1,4 +1,4 @@
-//! The sidecar's `on-change` action (DESIGN §3): the type the agent runs and
+//! The sidecar's `on-change` action: the type the agent runs and
 //! the parser the webhook validates the annotation with.
 
 use serde::{Deserialize, Serialize};

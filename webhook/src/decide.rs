@@ -1,5 +1,5 @@
 //! Pure: a pod and its annotations → skip, inject (a plan), refresh identity,
-//! or deny (DESIGN §2–4). This module orchestrates; container addressing is in
+//! or deny. This module orchestrates; container addressing is in
 //! `containers`, the borrowed identity in `identity`, uid/gid in `owner`, and
 //! the operator's settings come typed from `template`.
 

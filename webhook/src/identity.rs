@@ -1,12 +1,12 @@
 //! Pure: the pod identity the agent borrows from its first target container
 //! (IRSA / Pod Identity env and the projected token volumes they point into),
-//! and what an injected agent still lacks on reinvocation (DESIGN §4).
+//! and what an injected agent still lacks on reinvocation.
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, VolumeMount};
 
 use crate::containers::{Slot, container};
 
-/// Identity env copied from the first target container into the agent (DESIGN §4).
+/// Identity env copied from the first target container into the agent.
 pub const IDENTITY_ENV: [&str; 7] = [
     "AWS_ROLE_ARN",
     "AWS_WEB_IDENTITY_TOKEN_FILE",

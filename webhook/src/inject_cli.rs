@@ -1,5 +1,5 @@
 //! `inject -f FILE|-`: the admission mutation applied offline to Pods and the pod
-//! templates of workloads, over multi-document YAML (DESIGN §4).
+//! templates of workloads, over multi-document YAML.
 
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;

@@ -7,51 +7,35 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use secrets_injector_shared::{AgentConfig, keys, parse_annotations};
 use secrets_injector_tests::kubernetes_validate;
 use secrets_injector_webhook::review::{Outcome, review};
-use secrets_injector_webhook::settings::AgentFlags;
 use secrets_injector_webhook::template::AgentTemplate;
 use secrets_injector_webhook::{AGENT_CONTAINER, AGENT_INIT_CONTAINER, IDENTITY_ENV};
 use serde_json::{Value, json};
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    agent: AgentFlags,
-}
+use common::fixtures_dir;
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
+/// Every fixture pod (as JSON) with the agent template of its `.args`, sorted.
 fn fixtures() -> Vec<(String, Value)> {
-    let mut out: Vec<(String, Value)> = std::fs::read_dir(fixtures_dir())
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().to_string_lossy().into_owned();
-            let stem = name.strip_suffix(".pod.yaml")?.to_string();
-            let text = std::fs::read_to_string(fixtures_dir().join(&name)).unwrap();
-            Some((stem, serde_yaml_ng::from_str(&text).unwrap()))
+    common::fixture_stems()
+        .into_iter()
+        .map(|(stem, _)| {
+            let pod = common::fixture(&stem);
+            (stem, pod)
         })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+        .collect()
 }
 
 fn settings_for(stem: &str) -> AgentTemplate {
-    let args =
-        std::fs::read_to_string(fixtures_dir().join(format!("{stem}.args"))).unwrap_or_default();
-    let argv = std::iter::once("webhook").chain(args.split_whitespace());
-    Cli::try_parse_from(argv)
-        .unwrap_or_else(|e| panic!("{stem}.args: {e}"))
-        .agent
-        .template()
-        .unwrap()
+    let (_, args) = common::fixture_stems()
+        .into_iter()
+        .find(|(s, _)| s == stem)
+        .unwrap_or_else(|| panic!("no fixture {stem}"));
+    common::template(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// The reviewed outcome as a reviewable document, and the mutated pod if patched.
