@@ -6,6 +6,7 @@ use crate::config::{
     AgentConfig, DEFAULT_MOUNT_PATH, DEFAULT_REFRESH_SECS, DEFAULT_STARTUP_TIMEOUT_SECS, Format,
     MAX_REFRESH_SECS, MAX_STARTUP_TIMEOUT_SECS, MIN_REFRESH_SECS, Mode, OnChange, SecretSpec,
 };
+use crate::env::{self, EnvRequest};
 use crate::error::Problems;
 use crate::keys;
 use crate::objects::parse_objects;
@@ -26,6 +27,8 @@ pub struct InjectionRequest {
     pub containers: Option<Vec<String>>,
     pub agent_cpu: Option<Quantity>,
     pub agent_memory: Option<Quantity>,
+    /// Env vars the app containers get from the files (`env-*`).
+    pub env: EnvRequest,
 }
 
 impl InjectionRequest {
@@ -78,10 +81,13 @@ pub fn parse_annotations(annotations: &BTreeMap<String, String>) -> Parsed {
     };
     sources.apply_formats(&mut p);
     check_output_paths(&sources.secrets, &sources.origin, &mut p);
+    let env = env::read(annotations, &mut p);
+    env::check_paths(&env, &sources.secrets, &mut p);
     let values = Values(annotations);
     let get = |k: &str| values.get(k);
     let mut config = behaviour(&values, &mut p);
     config.secrets = sources.secrets;
+    config.exec_wrapper = !env.is_empty();
     let mut quantity =
         |key: &str| get(key).and_then(|v| Quantity::parse(v).map_err(|e| p.push(key, e)).ok());
     let agent_cpu = quantity(keys::AGENT_CPU);
@@ -93,6 +99,7 @@ pub fn parse_annotations(annotations: &BTreeMap<String, String>) -> Parsed {
             containers,
             agent_cpu,
             agent_memory,
+            env,
         }),
         problems: p,
     }
@@ -114,6 +121,14 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
         .keys()
         .filter(|k| k.starts_with(keys::SECRET_PREFIX))
         .count();
+    let env_vars = a.keys().filter(|k| env::is_env_key(k)).count();
+    if env_vars > MAX_SECRETS {
+        p.push(
+            keys::ENV_PREFIX.trim_end_matches('-'),
+            format!("the pod has {env_vars} env annotations; the limit is {MAX_SECRETS}"),
+        );
+        return None;
+    }
     // Checked before parsing anything, so an oversized pod costs one pass.
     let over_limit = named > MAX_SECRETS;
     if over_limit {
@@ -127,7 +142,8 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
         origin: Vec::new(),
         formats: BTreeMap::new(),
     };
-    let mut named_any = named > 0;
+    // Env annotations name secrets too: without a source they must be denied, not ignored.
+    let mut named_any = named > 0 || env_vars > 0;
     for (key, value) in a {
         if let Some(file) = key.strip_prefix(keys::SECRET_PREFIX) {
             if !over_limit {
@@ -145,6 +161,8 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
                 }
                 Err(errs) => errs.into_iter().for_each(|e| p.push(key, e)),
             }
+        } else if env::is_env_key(key) {
+            // Read by `env::read` once the outputs are known.
         } else if is_unknown(key) {
             p.push(
                 key,

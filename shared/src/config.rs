@@ -194,6 +194,10 @@ pub struct AgentConfig {
     /// Allow falling back to the node's instance role (IMDS). Off by default.
     #[serde(default, skip_serializing_if = "is_false")]
     pub allow_node_role: bool,
+    /// Some container reads env from the files: install the exec wrapper
+    /// (`secrets-injector-env`) in the volume before the first write.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exec_wrapper: bool,
     pub secrets: Vec<SecretSpec>,
 }
 
@@ -212,6 +216,7 @@ impl Default for AgentConfig {
             owner: None,
             on_change: None,
             allow_node_role: false,
+            exec_wrapper: false,
             secrets: Vec::new(),
         }
     }

@@ -14,6 +14,11 @@ pub const SECRET_PREFIX: &str = "secrets-injector.io/secret-";
 pub const FORMAT_PREFIX: &str = "secrets-injector.io/format-";
 /// YAML list in the ASCP `objects` format.
 pub const OBJECTS: &str = "secrets-injector.io/objects";
+/// `env-<NAME>: <path>` — env var `<NAME>` = content of `<mount-path>/<path>`.
+pub const ENV_PREFIX: &str = "secrets-injector.io/env-";
+/// `env-from: <dir>[,<dir>…]` — every file of a `format: files` output becomes a var
+/// (so no single variable can be named `from`).
+pub const ENV_FROM: &str = "secrets-injector.io/env-from";
 
 pub const MODE: &str = "secrets-injector.io/mode";
 pub const REFRESH_INTERVAL: &str = "secrets-injector.io/refresh-interval";
@@ -45,6 +50,7 @@ pub const CONFIG_ENV: &str = "SECRETS_INJECTOR_CONFIG";
 pub const KNOWN: &[&str] = &[
     INJECT,
     OBJECTS,
+    ENV_FROM,
     MODE,
     REFRESH_INTERVAL,
     MOUNT_PATH,

@@ -4,6 +4,7 @@
 
 pub mod annotations;
 pub mod config;
+pub mod env;
 pub mod error;
 pub mod keys;
 pub mod objects;

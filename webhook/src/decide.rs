@@ -13,6 +13,7 @@ use secrets_injector_shared::{
 use sha2::{Digest, Sha256};
 
 use crate::containers::{Slot, agent_slots, container, resolve_targets};
+use crate::env_wrap::{Rewrite, rewrites};
 use crate::identity::{AgentUpdate, Identity, identity_of, missing};
 use crate::owner::{RunAs, file_owner, run_as};
 use crate::settings::SidecarStyle;
@@ -60,6 +61,8 @@ pub struct Plan {
     pub memory: Resources,
     /// Set `spec.shareProcessNamespace: true` (signal on change).
     pub share_process_namespace: bool,
+    /// Target commands that start through the env wrapper.
+    pub commands: Vec<Rewrite>,
     /// Go into the AdmissionResponse.
     pub warnings: Vec<String>,
 }
@@ -103,10 +106,22 @@ pub fn decide(pod: &Pod, template: &AgentTemplate) -> Decision {
     };
     let targets = resolve_targets(spec, request.containers.as_deref(), &mut problems);
     check_pod(spec, &targets, request.mount_path(), &mut problems);
+    let mut warnings = Vec::new();
+    let commands = rewrites(
+        spec,
+        &targets,
+        &request.env,
+        request.mount_path(),
+        &mut problems,
+        &mut warnings,
+    );
     if !problems.is_empty() || targets.is_empty() {
         return Decision::Deny(problems.to_string());
     }
-    Decision::Inject(Box::new(plan(pod, spec, request, targets, template)))
+    let mut plan = plan(pod, spec, request, targets, template);
+    plan.commands = commands;
+    plan.warnings.extend(warnings);
+    Decision::Inject(Box::new(plan))
 }
 
 /// The plan for a pod whose annotations and targets are valid (`targets` not empty).
@@ -145,6 +160,7 @@ fn plan(
         cpu: template.cpu.with_request(request.agent_cpu.as_ref()),
         memory: template.memory.with_request(request.agent_memory.as_ref()),
         share_process_namespace,
+        commands: Vec::new(),
     }
 }
 
@@ -721,5 +737,54 @@ mod tests {
         let linux = json!({"os": {"name": "linux"}, "nodeSelector": {"kubernetes.io/os": "linux"},
                            "containers": [app("a")]});
         plan(&with(secret(), linux), &Settings::default());
+    }
+
+    #[test]
+    fn env_rewrites_commands_once_and_keeps_args() {
+        let mut a = secret();
+        a["secrets-injector.io/format-db"] = json!("files");
+        a["secrets-injector.io/env-PASS"] = json!("db/password");
+        let spec = json!({"containers": [{"name": "a", "image": "x",
+            "command": ["/bin/app", "-v"], "args": ["serve"]}]});
+        let p = plan(&with(a.clone(), spec), &Settings::default());
+        assert!(p.config.exec_wrapper);
+        assert_eq!(p.commands.len(), 1);
+        assert_eq!(
+            p.commands[0].command,
+            vec![
+                "/mnt/secrets/..secrets-injector-env",
+                "--mount-path",
+                "/mnt/secrets",
+                "--env",
+                "PASS=db/password",
+                "--",
+                "/bin/app",
+                "-v"
+            ]
+        );
+        // A command that already starts with the wrapper (a pod copied from a
+        // mutated one, without its agent) is not wrapped a second time.
+        let wrapped = json!({"containers": [{"name": "a", "image": "x",
+            "command": p.commands[0].command.clone()}]});
+        let again = plan(&with(a.clone(), wrapped), &Settings::default());
+        assert!(again.commands.is_empty());
+        // Without env annotations nothing is rewritten and no wrapper is needed.
+        let p = plan(
+            &with(secret(), json!({"containers": [app("a")]})),
+            &Settings::default(),
+        );
+        assert!(p.commands.is_empty() && !p.config.exec_wrapper);
+    }
+
+    #[test]
+    fn env_without_any_secret_is_denied_not_ignored() {
+        let msg = deny(&with(
+            json!({"secrets-injector.io/env-PASS": "db/password"}),
+            json!({"containers": [{"name": "a", "image": "x", "command": ["/a"]}]}),
+        ));
+        assert!(
+            msg.contains("env-PASS: \"db/password\" is not a file"),
+            "{msg}"
+        );
     }
 }

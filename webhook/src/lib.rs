@@ -10,6 +10,7 @@ pub mod args;
 pub mod certs;
 mod containers;
 mod decide;
+mod env_wrap;
 pub mod error;
 mod identity;
 pub mod inject_cli;

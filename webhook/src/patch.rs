@@ -75,6 +75,11 @@ pub fn inject(pod: &Pod, plan: &Plan, template: &AgentTemplate) -> Patch {
         );
     }
 
+    for r in &plan.commands {
+        let idx = r.slot.index.to_string();
+        ops.add(&["spec", r.slot.list.field(), &idx, "command"], &r.command);
+    }
+
     if plan.share_process_namespace {
         ops.add(&["spec", "shareProcessNamespace"], &true);
     }
