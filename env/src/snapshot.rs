@@ -91,6 +91,11 @@ impl Snapshot {
                  annotation writes it, or an optional secret was skipped)"
                     .into(),
             ),
+            io::ErrorKind::PermissionDenied => read_err(format!(
+                "{}: this container's user cannot read it (see secrets-injector.io/file-permission \
+                 and the pod's runAsUser/fsGroup)",
+                reason(&e)
+            )),
             _ => read_err(reason(&e)),
         })?;
         let meta = f.metadata().map_err(|e| read_err(reason(&e)))?;
