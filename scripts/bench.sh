@@ -19,7 +19,7 @@ export PATH="$SECRETS_INJECTOR_TOOLS/bin:$PATH"
 target="${CARGO_TARGET_DIR:-$root/target}"
 # Built one package at a time so the bench's extra features (hyper client…)
 # never leak into the shipped binaries through feature unification.
-for pkg in secrets-injector-webhook secrets-injector-agent secrets-injector-bench; do
+for pkg in secrets-injector-webhook secrets-injector-agent secrets-injector-env secrets-injector-bench; do
   step "cargo build --release -p $pkg"
   cargo build --release --locked -p "$pkg"
 done
@@ -37,4 +37,5 @@ step "benchmarks"
 exec "$target/release/secrets-injector-bench" all \
   --webhook-bin "$target/release/secrets-injector-webhook" \
   --agent-bin "$target/release/secrets-injector-agent" \
+  --env-bin "$target/release/secrets-injector-env" \
   --baselines "$root/bench/baselines" "$@"

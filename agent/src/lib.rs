@@ -11,6 +11,7 @@ pub mod probe;
 pub mod run;
 pub mod split;
 pub mod termination;
+pub mod wrapper;
 pub mod write;
 
 pub use error::Error;

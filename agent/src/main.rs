@@ -8,7 +8,7 @@ use clap::Parser;
 use secrets_injector_agent::args::{Args, Command, LogFormat};
 use secrets_injector_agent::fetch::AwsFetcher;
 use secrets_injector_agent::run::{Exit, Settings, run};
-use secrets_injector_agent::{aws, config, probe, termination};
+use secrets_injector_agent::{aws, config, probe, termination, wrapper};
 use secrets_injector_shared::keys::CONFIG_ENV;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,10 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         };
+    }
+    // Before the first write: the wrapper must be in place once `..data` appears.
+    if let Err(e) = wrapper::install_wrapper(&mount_dir) {
+        tracing::warn!(error = %e, "cannot copy the env wrapper into the secrets volume");
     }
     let mut settings = Settings::new(&cfg, mount_dir, termination_log);
     settings.once = args.once;

@@ -17,5 +17,6 @@ pub mod stats;
 pub mod suite;
 pub mod tls;
 pub mod webhookbench;
+pub mod wrapperbench;
 
 pub use error::Error;

@@ -30,6 +30,8 @@ enum Cmd {
     Agent(RunArgs),
     /// Release binary sizes.
     Sizes(RunArgs),
+    /// Start overhead of the env wrapper (exec of `true` through it vs directly).
+    Wrapper(RunArgs),
     /// The bare axum + rustls server (run by the `https` suite).
     #[command(hide = true)]
     BareServer(BareArgs),
@@ -53,6 +55,9 @@ struct RunArgs {
     /// Agent binary (default: next to this binary).
     #[arg(long, env = "SECRETS_INJECTOR_BENCH_AGENT_BIN")]
     agent_bin: Option<PathBuf>,
+    /// Env wrapper binary (default: next to this binary).
+    #[arg(long, env = "SECRETS_INJECTOR_BENCH_ENV_BIN")]
+    env_bin: Option<PathBuf>,
     /// AWS Secrets Manager Agent binary to compare with; skipped when unset.
     #[arg(long, env = "ASM_AGENT_BIN")]
     asm_agent_bin: Option<PathBuf>,
@@ -79,6 +84,13 @@ struct RunArgs {
         default_value_t = 20_000
     )]
     review_iters: usize,
+    /// Runs a round (direct and through the wrapper, interleaved) of the env wrapper bench.
+    #[arg(
+        long,
+        env = "SECRETS_INJECTOR_BENCH_WRAPPER_RUNS",
+        default_value_t = 2_000
+    )]
+    wrapper_runs: usize,
 }
 
 #[derive(Args)]
@@ -115,10 +127,15 @@ fn paths(a: &RunArgs) -> Result<Paths, Error> {
         .agent_bin
         .clone()
         .unwrap_or_else(|| dir.join("secrets-injector-agent"));
+    let env_bin = a
+        .env_bin
+        .clone()
+        .unwrap_or_else(|| dir.join("secrets-injector-env"));
     Ok(Paths {
         self_exe,
         webhook_bin,
         agent_bin,
+        env_bin,
         asm_agent_bin: a
             .asm_agent_bin
             .clone()
@@ -133,6 +150,7 @@ fn opts(a: &RunArgs) -> Opts {
         reps: a.reps.max(1),
         cli_reps: a.cli_reps.max(1),
         review_iters: a.review_iters.max(100),
+        wrapper_runs: a.wrapper_runs.max(10),
     }
 }
 
@@ -172,11 +190,13 @@ async fn run(cmd: Cmd) -> Result<(), Error> {
             rows.extend(suite::review(&o).await?);
             rows.extend(suite::https(&p, &o).await?);
             rows.extend(suite::agent(&p, &o).await?);
+            rows.extend(suite::wrapper(&p, &o)?);
         }
         Cmd::Review(a) => rows.extend(suite::review(&opts(&a)).await?),
         Cmd::Https(a) => rows.extend(suite::https(&paths(&a)?, &opts(&a)).await?),
         Cmd::Agent(a) => rows.extend(suite::agent(&paths(&a)?, &opts(&a)).await?),
         Cmd::Sizes(a) => rows.extend(suite::sizes(&paths(&a)?)),
+        Cmd::Wrapper(a) => rows.extend(suite::wrapper(&paths(&a)?, &opts(&a))?),
     }
     println!("\n## summary\n\n{}", markdown(&rows));
     Ok(())

@@ -14,7 +14,7 @@ use crate::measure::Measured;
 use crate::report::Row;
 use crate::stats::{Summary, fmt_dur, fmt_kib, median_u64};
 use crate::webhookbench::{self, ServerProcess};
-use crate::{Error, cost, pods, proxy, rss, tls};
+use crate::{Error, cost, pods, proxy, rss, tls, wrapperbench};
 
 /// Binaries and scripts under test.
 #[derive(Debug, Clone)]
@@ -22,6 +22,7 @@ pub struct Paths {
     pub self_exe: PathBuf,
     pub webhook_bin: PathBuf,
     pub agent_bin: PathBuf,
+    pub env_bin: PathBuf,
     pub asm_agent_bin: Option<PathBuf>,
     pub baselines_dir: PathBuf,
 }
@@ -33,6 +34,7 @@ pub struct Opts {
     pub reps: usize,
     pub cli_reps: usize,
     pub review_iters: usize,
+    pub wrapper_runs: usize,
 }
 
 const MIB: u64 = 1024;
@@ -614,6 +616,7 @@ pub fn sizes(paths: &Paths) -> Vec<Row> {
     for (name, bin, limit) in [
         ("webhook", &paths.webhook_bin, 10u64),
         ("agent", &paths.agent_bin, 8u64),
+        ("env wrapper", &paths.env_bin, 1u64),
     ] {
         match stripped_size(bin) {
             Ok(b) => {
@@ -634,4 +637,54 @@ pub fn sizes(paths: &Paths) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// Signed difference `a - b` as a duration string.
+fn fmt_delta(a: Duration, b: Duration) -> String {
+    if a >= b {
+        format!("+{}", fmt_dur(a - b))
+    } else {
+        format!("-{}", fmt_dur(b - a))
+    }
+}
+
+/// The env wrapper's start overhead: `true` directly vs through the wrapper,
+/// three rounds of interleaved runs, so the spread shows.
+pub fn wrapper(paths: &Paths, opts: &Opts) -> Result<Vec<Row>, Error> {
+    require("env wrapper", &paths.env_bin)?;
+    println!(
+        "\n## env wrapper start overhead ({} interleaved runs a round, {} --env + {}-key --env-from, `{}`)",
+        opts.wrapper_runs,
+        wrapperbench::ENV_VARS,
+        wrapperbench::ENV_FROM_KEYS,
+        wrapperbench::true_bin().display()
+    );
+    let mut rounds = Vec::new();
+    for round in 1..=3 {
+        let (direct, wrapped) = wrapperbench::measure(&paths.env_bin, opts.wrapper_runs)?;
+        println!(
+            "round {round}: direct p50 {} p90 {} / through the wrapper p50 {} p90 {} -> overhead p50 {}",
+            fmt_dur(direct.p50),
+            fmt_dur(direct.p90),
+            fmt_dur(wrapped.p50),
+            fmt_dur(wrapped.p90),
+            fmt_delta(wrapped.p50, direct.p50)
+        );
+        rounds.push((direct, wrapped));
+    }
+    let overheads: Vec<String> = rounds
+        .iter()
+        .map(|(d, w)| fmt_delta(w.p50, d.p50))
+        .collect();
+    let directs: Vec<String> = rounds.iter().map(|(d, _)| fmt_dur(d.p50)).collect();
+    Ok(vec![
+        Row::info(
+            "env wrapper start overhead, exec of `true` (p50 through wrapper − p50 direct, 3 rounds)",
+            overheads.join(" / "),
+        ),
+        Row::info(
+            "same-run baseline: `true` spawned directly, p50 (3 rounds)",
+            directs.join(" / "),
+        ),
+    ])
 }
