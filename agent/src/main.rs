@@ -39,8 +39,12 @@ fn main() -> ExitCode {
         };
     }
     // Before the first write: the wrapper must be in place once `..data` appears.
-    if let Err(e) = wrapper::install_wrapper(&mount_dir) {
-        tracing::warn!(error = %e, "cannot copy the env wrapper into the secrets volume");
+    if cfg.exec_wrapper
+        && let Err(e) = wrapper::install_wrapper(&mount_dir)
+    {
+        tracing::error!(error = %e, "cannot copy the env wrapper into the secrets volume");
+        let _ = termination::write(&termination_log, &format!("{e}\n"));
+        return ExitCode::from(1);
     }
     let mut settings = Settings::new(&cfg, mount_dir, termination_log);
     settings.once = args.once;

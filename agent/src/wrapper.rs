@@ -21,7 +21,7 @@ use crate::Error;
 /// The wrapper's binary name beside the agent.
 pub const WRAPPER_BIN: &str = "secrets-injector-env";
 /// The wrapper's name in the volume: the webhook runs `<mount-path>/..secrets-injector-env`.
-pub const WRAPPER_FILE: &str = "..secrets-injector-env";
+pub use secrets_injector_shared::env::WRAPPER_FILE;
 /// Readable and executable by every uid: target containers may run as other users.
 pub const WRAPPER_MODE: u32 = 0o555;
 
@@ -42,23 +42,29 @@ pub fn default_source() -> Option<PathBuf> {
     Some(exe.parent()?.join(WRAPPER_BIN))
 }
 
-/// Copy the wrapper from beside the agent into `mount_dir`. A missing wrapper
-/// binary is only a warning: pods that use no env vars do not need it.
+/// Copy the wrapper from beside the agent into `mount_dir`; only called when
+/// the config asks for it (a container reads env from the files), so a missing
+/// wrapper is an error: those containers could not start.
 pub fn install_wrapper(mount_dir: &Path) -> Result<(), Error> {
-    let Some(src) = default_source() else {
-        tracing::warn!("cannot locate the agent executable; env wrapper not copied");
-        return Ok(());
-    };
+    let src = default_source().ok_or_else(|| Error::Write {
+        path: WRAPPER_BIN.into(),
+        message: "cannot locate the agent executable to find the env wrapper beside it".into(),
+    })?;
     match install_wrapper_from(&src, mount_dir)? {
         Installed::Copied => tracing::info!(
             path = %mount_dir.join(WRAPPER_FILE).display(),
             "env wrapper copied into the secrets volume"
         ),
         Installed::AlreadyPresent => {}
-        Installed::NoSource => tracing::warn!(
-            source = %src.display(),
-            "env wrapper not found beside the agent; containers using secrets-injector.io/env-* cannot start"
-        ),
+        Installed::NoSource => {
+            return Err(Error::Write {
+                path: src.display().to_string(),
+                message: "the env wrapper is not beside the agent (an agent image without \
+                          secrets-injector-env?), so containers using \
+                          secrets-injector.io/env-* cannot start"
+                    .into(),
+            });
+        }
     }
     Ok(())
 }

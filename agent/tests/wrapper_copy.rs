@@ -1,6 +1,7 @@
 //! The agent binary copies the env wrapper found beside it into the volume
-//! at start (`agent/src/wrapper.rs`), once, even when the run then fails.
-//! No AWS needed: without an identity the agent stops right after the copy.
+//! at start (`agent/src/wrapper.rs`) when its config asks for it, once, even
+//! when the run then fails. No AWS needed: without an identity the agent stops
+//! right after the copy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -9,7 +10,8 @@ use std::process::{Command, Output};
 
 use secrets_injector_agent::wrapper::{WRAPPER_BIN, WRAPPER_FILE};
 
-const CONFIG: &str = r#"{"version":1,"mount_path":"/mnt/secrets","refresh_interval_secs":300,"startup_timeout_secs":60,"secrets":[]}"#;
+const CONFIG: &str = r#"{"version":1,"mount_path":"/mnt/secrets","refresh_interval_secs":300,"startup_timeout_secs":60,"exec_wrapper":true,"secrets":[]}"#;
+const NO_ENV_CONFIG: &str = r#"{"version":1,"mount_path":"/mnt/secrets","refresh_interval_secs":300,"startup_timeout_secs":60,"secrets":[]}"#;
 
 /// A bin dir holding (a link to) the real agent binary; the wrapper is added per test.
 fn bin_dir() -> (tempfile::TempDir, PathBuf) {
@@ -23,13 +25,17 @@ fn bin_dir() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn run_agent(agent: &Path, root: &Path) -> Output {
+    run_agent_with(agent, root, CONFIG)
+}
+
+fn run_agent_with(agent: &Path, root: &Path, config: &str) -> Output {
     Command::new(agent)
         .arg("--once")
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("SECRETS_INJECTOR_ROOT_PREFIX", root)
         .env("SECRETS_INJECTOR_LOG_FORMAT", "text")
-        .env("SECRETS_INJECTOR_CONFIG", CONFIG)
+        .env("SECRETS_INJECTOR_CONFIG", config)
         .output()
         .unwrap()
 }
@@ -60,17 +66,32 @@ fn agent_start_copies_the_wrapper_once() {
 }
 
 #[test]
-fn no_wrapper_beside_the_agent_is_a_warning() {
+fn no_wrapper_beside_the_agent_fails_the_pod_that_needs_it() {
     let (_bin, agent) = bin_dir();
     let root = tempfile::tempdir().unwrap();
     let m = mount(root.path());
+    std::fs::create_dir_all(root.path().join("dev")).unwrap();
     let out = run_agent(&agent, root.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("WARN") && stderr.contains("env wrapper not found beside the agent"),
+        stderr.contains("the env wrapper is not beside the agent"),
         "{stderr}"
     );
+    let term = std::fs::read_to_string(root.path().join("dev/termination-log")).unwrap();
+    assert!(term.contains("secrets-injector.io/env-*"), "{term}");
+    assert_eq!(std::fs::read_dir(&m).unwrap().count(), 0);
+}
+
+#[test]
+fn a_config_without_env_never_copies_the_wrapper() {
+    let (bin, agent) = bin_dir();
+    let root = tempfile::tempdir().unwrap();
+    let m = mount(root.path());
+    std::fs::write(bin.path().join(WRAPPER_BIN), b"wrapper v1").unwrap();
+    let out = run_agent_with(&agent, root.path(), NO_ENV_CONFIG);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     // The run goes on to its real outcome (here: no identity).
     assert!(stderr.contains("no pod identity"), "{stderr}");
-    assert_eq!(std::fs::read_dir(&m).unwrap().count(), 0);
+    assert!(!m.join(WRAPPER_FILE).exists());
 }
