@@ -2,8 +2,10 @@
 # Checks charts/secrets-injector, manifests/ and the Dockerfiles; fails on any error:
 #   helm lint (and --strict) for every scenario; helm template for every certificate mode and a
 #   few value combinations; every built-in object through kubernetes-validate --strict for
-#   Kubernetes 1.29.0 and 1.33.0; CRD objects (cert-manager, ServiceMonitor) checked for shape;
-#   the contract of each render (webhook entries, selectors, hardening, certificates); yamllint;
+#   Kubernetes 1.30.0 and 1.33.0 (1.25.0 and 1.29.0 for the old-cluster render); CRD objects
+#   (cert-manager, ServiceMonitor) checked for shape; the contract of each render (webhook entries,
+#   selectors, hardening, certificates); the webhook entries' label selectors and the
+#   no-silent-skip policy's CEL (cel-python) on fixtures (tests/chart/admission_rules.py); yamllint;
 #   hadolint; the manifests drift check; negative checks (required values, schema enums); the real
 #   webhook binary started with the rendered command line and sent an AdmissionReview; docs/iam-policy.json.
 # Tools come from scripts/install-test-tools.sh (target/tools/bin); the webhook binary from
@@ -18,7 +20,8 @@ for t in helm kubernetes-validate yamllint hadolint python; do
 done
 helm="$bin/helm"
 chart=charts/secrets-injector
-kube_versions=(1.29.0 1.33.0)
+# The default render carries the ValidatingAdmissionPolicy (v1 since 1.30); older clusters get their own scenario.
+kube_versions=(1.30.0 1.33.0)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -61,6 +64,7 @@ p.add_argument("--ca-configmap", default="", help="name/key the webhook reads th
 p.add_argument("--extra-excluded", action="append", default=[])
 p.add_argument("--kind", action="append", default=[], help="kinds that must be present")
 p.add_argument("--absent-kind", action="append", default=[], help="kinds that must be absent")
+p.add_argument("--policy", default="present", choices=["present", "absent"], help="the no-silent-skip ValidatingAdmissionPolicy")
 a = p.parse_args()
 
 docs = [d for d in yaml.safe_load_all(open(a.file)) if d]
@@ -88,8 +92,9 @@ for k in a.absent_kind:
     need(not of(k), f"{k} rendered but must not be")
 for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
     need(not of(k), f"{k} rendered: the webhook needs no RBAC")
+CLUSTER_SCOPED = ("MutatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 for d in docs:
-    if d["kind"] != "MutatingWebhookConfiguration":
+    if d["kind"] not in CLUSTER_SCOPED:
         need(d["metadata"].get("namespace") == a.namespace, f"{d['kind']}/{d['metadata']['name']} not in {a.namespace}")
 
 # Deployment: replicas, hardening, probes, command line, certificate volume.
@@ -176,11 +181,24 @@ for h in hooks:
     inject = [e for e in exprs if e["key"] == "secrets-injector.io/inject"]
     want_op = "In" if n.startswith("namespace.") else "NotIn"
     need(inject == [{"key": "secrets-injector.io/inject", "operator": want_op, "values": ["enabled"]}], f"{n}: namespace opt-in selector {inject}")
+    # Label inject=disabled keeps a pod from both entries (tests/chart/admission_rules.py selectors proves it).
     if n.startswith("pod."):
         need(h.get("objectSelector") == {"matchLabels": {"secrets-injector.io/inject": "enabled"}}, f"{n}: objectSelector")
     else:
-        need("objectSelector" not in h, f"{n}: unexpected objectSelector")
+        want_sel = {"matchExpressions": [{"key": "secrets-injector.io/inject", "operator": "NotIn", "values": ["disabled"]}]}
+        need(h.get("objectSelector") == want_sel, f"{n}: objectSelector {h.get('objectSelector')}")
 need(len(ca_bundles) == 1, "the two entries carry different caBundles")
+
+# The no-silent-skip policy: exempts the webhook entries' namespaces; its CEL is tested by tests/chart/admission_rules.py.
+vaps, vapbs = of("ValidatingAdmissionPolicy"), of("ValidatingAdmissionPolicyBinding")
+if a.policy == "absent":
+    need(not vaps and not vapbs, "ValidatingAdmissionPolicy/Binding rendered but must not be")
+else:
+    need(len(vaps) == 1 and len(vapbs) == 1, f"want one ValidatingAdmissionPolicy and one binding, found {len(vaps)}, {len(vapbs)}")
+    for v in vaps:
+        vexprs = v["spec"].get("matchConstraints", {}).get("namespaceSelector", {}).get("matchExpressions", [])
+        vnames = [e for e in vexprs if e["key"] == "kubernetes.io/metadata.name"]
+        need(len(vnames) == 1 and vnames[0]["operator"] == "NotIn" and set(vnames[0]["values"]) == excluded, f"policy: excluded namespaces {vnames}")
 ca_bundle = next(iter(ca_bundles), None)
 annotations = mwc.get("metadata", {}).get("annotations") or {}
 
@@ -278,9 +296,12 @@ PY
 
 py() { "$bin/python" "$@"; }
 
-# scenario NAME "HELM ARGS" "INSPECT ARGS": render, validate, inspect, lint.
+# scenario NAME "HELM ARGS" "INSPECT ARGS" [KUBE VERSIONS]: render, validate, inspect, lint, and
+# evaluate the webhook selectors and the policy's CEL on fixtures (tests/chart/admission_rules.py).
 scenario() {
   local name="$1" helm_args="$2" inspect_args="$3"
+  local versions
+  read -r -a versions <<<"${4:-${kube_versions[*]}}"
   local out="$work/$name.yaml" builtins="$work/$name.builtins.yaml"
   # shellcheck disable=SC2086 # the argument strings are word lists on purpose
   check "$name: helm lint" "$helm" lint "$chart" --namespace ns-under-test $helm_args
@@ -297,10 +318,18 @@ scenario() {
     --release rel --namespace ns-under-test $inspect_args
   local want
   want="$(py -c 'import sys,yaml; print(sum(1 for d in yaml.safe_load_all(open(sys.argv[1])) if d))' "$builtins")"
-  for v in "${kube_versions[@]}"; do
+  for v in "${versions[@]}"; do
     check "$name: kubernetes-validate --strict $v ($want objects)" validate "$builtins" "$v" "$want"
   done
   check "$name: yamllint" "$bin/yamllint" -s -c .yamllint.yaml "$out"
+  local excluded=() ns
+  # shellcheck disable=SC2086
+  for ns in $(printf '%s\n' $inspect_args | sed -n '/^--extra-excluded$/{n;p}'); do excluded+=(--extra-excluded "$ns"); done
+  check "$name: label selectors (inject=disabled never sent, no pod sent twice, excluded namespaces)" \
+    py tests/chart/admission_rules.py selectors "$out" --namespace ns-under-test "${excluded[@]}"
+  if py -c 'import sys,yaml; sys.exit(not any(d and d["kind"] == "ValidatingAdmissionPolicy" for d in yaml.safe_load_all(open(sys.argv[1]))))' "$out"; then
+    check "$name: no-silent-skip policy CEL on fixture pods (cel-python)" py tests/chart/admission_rules.py policy "$out"
+  fi
 }
 
 # validate FILE VERSION COUNT: every object must pass (a silently skipped object fails the count).
@@ -366,6 +395,9 @@ scenario "existing-secret" \
 scenario "failurePolicy Ignore, timeout 10, extra excluded namespace" \
   "--set webhook.failurePolicy=Ignore --set webhook.timeoutSeconds=10 --set webhook.excludeNamespaces={batch-system}" \
   "--mode cert-manager --failure-policy Ignore --timeout 10 --extra-excluded batch-system"
+scenario "Kubernetes 1.25-1.29: classic sidecars, no policy (no ValidatingAdmissionPolicy v1 API)" \
+  "--kube-version 1.29.0 --set agent.sidecarStyle=classic" "--mode cert-manager --policy absent" "1.25.0 1.29.0"
+scenario "validatingPolicy.enabled=false" "--set validatingPolicy.enabled=false" "--mode cert-manager --policy absent"
 scenario "networkPolicy + serviceMonitor + FIPS, VPC endpoints, private CA" \
   "--set networkPolicy.enabled=true --set serviceMonitor.enabled=true --set agent.fips=true \
    --set agent.endpoints.secretsManager=https://vpce-1.secretsmanager.eu-west-1.vpce.amazonaws.com \
@@ -399,6 +431,8 @@ expect_fail "schema: sidecarStyle enum" "at '/agent/sidecarStyle'" --set agent.s
 expect_fail "schema: logFormat enum" "at '/logFormat'" --set logFormat=xml
 expect_fail "schema: timeoutSeconds above 10" "at '/webhook/timeoutSeconds'" --set webhook.timeoutSeconds=30
 expect_fail "schema: misspelt top-level key" "additional properties 'replicas' not allowed" --set replicas=3
+expect_fail "native sidecars on Kubernetes 1.28" "agent.sidecarStyle=native needs Kubernetes >= 1.29" --kube-version 1.28.0
+expect_fail "Kubernetes older than the chart's kubeVersion" "chart requires kubeVersion" --kube-version 1.24.0 --set agent.sidecarStyle=classic
 expect_fail "agent.extraEnv value with a comma" "contains a comma" --set-string "agent.extraEnv.NO_PROXY=a\,b"
 
 echo "== the chart's command line against the real webhook binary"
