@@ -6,8 +6,10 @@
 #   (cert-manager, ServiceMonitor) checked for shape; the contract of each render (webhook entries,
 #   selectors, hardening, certificates); the webhook entries' label selectors and the
 #   no-silent-skip policy's CEL (cel-python) on fixtures (tests/chart/admission_rules.py); yamllint;
-#   hadolint; the manifests drift check; negative checks (required values, schema enums); the real
-#   webhook binary started with the rendered command line and sent an AdmissionReview; docs/iam-policy.json.
+#   hadolint; the TARGETARCH mapping (scripts/target-for-arch.sh) and that nothing else in the
+#   Dockerfiles or build-images.sh is arch-specific; the manifests drift check; negative checks
+#   (required values, schema enums, Kubernetes versions); the real webhook binary started with the
+#   rendered command line and sent an AdmissionReview; docs/iam-policy.json.
 # Tools come from scripts/install-test-tools.sh (target/tools/bin); the webhook binary from
 # $CARGO_TARGET_DIR/debug (built if missing). Prints "chart checks: N passed, M failed".
 set -uo pipefail
@@ -530,6 +532,8 @@ for v in "${kube_versions[@]}"; do
   check "manifests: kubernetes-validate --strict $v" validate "$work/manifests.builtins.yaml" "$v" "$(cat "$work/manifests.count")"
 done
 check "manifests: yamllint" "$bin/yamllint" -s -c .yamllint.yaml manifests/
+check "manifests: the no-silent-skip policy's CEL on fixture pods (cel-python)" py tests/chart/admission_rules.py policy manifests/secrets-injector.yaml
+check "manifests: label selectors (inject=disabled never sent)" py tests/chart/admission_rules.py selectors manifests/secrets-injector.yaml --namespace secrets-injector
 
 echo "== docs"
 check "docs/iam-policy.json: the agent's actions, BatchGetSecretValue alone on *, kms:ViaService" py - docs/iam-policy.json <<'PY'
@@ -550,6 +554,93 @@ PY
 echo "== images"
 check "hadolint Dockerfile.webhook" "$bin/hadolint" Dockerfile.webhook
 check "hadolint Dockerfile.agent" "$bin/hadolint" Dockerfile.agent
+
+# Multi-arch (linux/amd64, linux/arm64): scripts/target-for-arch.sh is the only arch-specific place.
+arch_map() {
+  local got
+  got="$(scripts/target-for-arch.sh --list | tr '\n' ' ')"
+  [ "$got" = "amd64 arm64 " ] || { echo "--list: $got"; return 1; }
+  got="$(scripts/target-for-arch.sh amd64)"
+  [ "$got" = x86_64-unknown-linux-gnu ] || { echo "amd64 -> $got"; return 1; }
+  got="$(scripts/target-for-arch.sh arm64)"
+  [ "$got" = aarch64-unknown-linux-gnu ] || { echo "arm64 -> $got"; return 1; }
+  local a
+  for a in 386 riscv64 s390x x86_64 aarch64; do
+    if got="$(scripts/target-for-arch.sh "$a" 2>&1)"; then echo "$a was accepted: $got"; return 1; fi
+    printf '%s\n' "$got" | grep -q "supported are amd64 arm64" || { echo "$a: $got"; return 1; }
+  done
+  got="$(scripts/target-for-arch.sh "" 2>&1)" && { echo "an empty TARGETARCH was accepted"; return 1; }
+  printf '%s\n' "$got" | grep -q "TARGETARCH is empty" || { echo "empty: $got"; return 1; }
+  echo "amd64 -> x86_64-unknown-linux-gnu, arm64 -> aarch64-unknown-linux-gnu; others refused"
+}
+cross_env() {
+  local host other env
+  host="$(scripts/target-for-arch.sh --host)"
+  other="$( [ "$host" = amd64 ] && echo arm64 || echo amd64)"
+  env="$(scripts/target-for-arch.sh --cargo-env "$other")"
+  eval "$(scripts/target-for-arch.sh --vars "$other")"
+  local t_upper
+  t_upper="$(echo "$RUST_TARGET" | tr 'a-z-' 'A-Z_')"
+  for want in "RUST_TARGET='$RUST_TARGET'" "RUSTFLAGS='-C target-feature=+crt-static'" \
+    "CARGO_TARGET_${t_upper}_LINKER='$GNU_PREFIX-gcc'" "CC_$(echo "$RUST_TARGET" | tr - _)='$GNU_PREFIX-gcc'"; do
+    printf '%s\n' "$env" | grep -qxF "export $want" || { echo "cross env for $other lacks $want:"; echo "$env"; return 1; }
+  done
+  env="$(scripts/target-for-arch.sh --cargo-env "$host")"
+  printf '%s\n' "$env" | grep -q LINKER && { echo "a linker override for the host's own arch: $env"; return 1; }
+  printf '%s\n' "$env" | grep -q "+crt-static" || { echo "no crt-static for $host"; return 1; }
+  echo "$host -> $other: linker $GNU_PREFIX-gcc, crt-static"
+}
+# Outside the mapping, no line that is not a comment names an architecture.
+no_arch_outside_map() {
+  local hits
+  hits="$(grep -nHE 'x86[_-]64|amd64|aarch64|arm64' Dockerfile.webhook Dockerfile.agent .dockerignore scripts/build-images.sh |
+    grep -vE '^[^:]+:[0-9]+:[[:space:]]*#')" && { echo "architecture named outside scripts/target-for-arch.sh:"; echo "$hits"; return 1; }
+  echo "Dockerfiles, .dockerignore, build-images.sh: no arch-specific line"
+}
+dockerfile_cross() {
+  local f="$1" stage
+  grep -qxE 'FROM --platform=\$BUILDPLATFORM \$\{RUST_IMAGE\} AS builder' "$f" || { echo "$f: builder is not FROM --platform=\$BUILDPLATFORM"; return 1; }
+  for stage in builder prebuilt; do
+    awk -v s="$stage" '/^FROM /{in_s = ($NF == s)} in_s && /^ARG TARGETARCH$/{found=1} END{exit !found}' "$f" ||
+      { echo "$f: stage $stage does not declare ARG TARGETARCH"; return 1; }
+  done
+  grep -qF 'scripts/target-for-arch.sh --install "$TARGETARCH"' "$f" || { echo "$f: no target-for-arch.sh --install"; return 1; }
+  grep -qF 'eval "$(scripts/target-for-arch.sh --cargo-env "$TARGETARCH")"' "$f" || { echo "$f: no target-for-arch.sh --cargo-env"; return 1; }
+  grep -qF -- '--target "$RUST_TARGET"' "$f" || { echo "$f: cargo does not build --target \$RUST_TARGET"; return 1; }
+  grep -qxF 'ARG BIN_DIR=target/image-inputs/${TARGETARCH}' "$f" || { echo "$f: prebuilt BIN_DIR is not per TARGETARCH"; return 1; }
+  echo "$f: builder on \$BUILDPLATFORM, cross-compiles for \$TARGETARCH"
+}
+agent_carries_env() {
+  grep -qE -- '-p secrets-injector-agent -p secrets-injector-env' Dockerfile.agent || { echo "the builder does not build secrets-injector-env"; return 1; }
+  grep -qF 'release/secrets-injector-env" /out/' Dockerfile.agent || { echo "the builder does not install secrets-injector-env"; return 1; }
+  grep -qxF 'COPY --from=builder /out/ /' Dockerfile.agent || { echo "final does not copy /out/"; return 1; }
+  grep -qxF 'COPY --chmod=0755 ${BIN_DIR}/agent/ /' Dockerfile.agent || { echo "prebuilt does not copy the agent directory"; return 1; }
+  echo "agent image: /secrets-injector-agent and /secrets-injector-env"
+}
+# `file` on real binaries matches the mapping's arch string (the debug webhook; release ones when built).
+binaries_match_arch() {
+  local arch checked=0 path desc
+  for arch in $(scripts/target-for-arch.sh --list); do
+    eval "$(scripts/target-for-arch.sh --vars "$arch")"
+    for path in "${CARGO_TARGET_DIR:-$root/target}/$RUST_TARGET/release/secrets-injector-"{webhook,agent,env}; do
+      [ -x "$path" ] || continue
+      desc="$(file -L "$path")"
+      case "$desc" in *"$FILE_ARCH"*) ;; *) echo "$path is not $FILE_ARCH: $desc"; return 1 ;; esac
+      checked=$((checked + 1))
+    done
+  done
+  eval "$(scripts/target-for-arch.sh --vars "$(scripts/target-for-arch.sh --host)")"
+  desc="$(file -L "$webhook_bin")"
+  case "$desc" in *"$FILE_ARCH"*) ;; *) echo "$webhook_bin is not $FILE_ARCH: $desc"; return 1 ;; esac
+  echo "$((checked + 1)) binaries match their arch's file(1) string"
+}
+check "target-for-arch.sh: TARGETARCH -> Rust target, unknown arches refused" arch_map
+check "target-for-arch.sh: cross linker and crt-static for the other arch" cross_env
+check "no x86-only line outside scripts/target-for-arch.sh" no_arch_outside_map
+check "Dockerfile.webhook cross-builds for TARGETARCH" dockerfile_cross Dockerfile.webhook
+check "Dockerfile.agent cross-builds for TARGETARCH" dockerfile_cross Dockerfile.agent
+check "Dockerfile.agent carries secrets-injector-env" agent_carries_env
+check "built binaries match the arch mapping (file)" binaries_match_arch
 
 echo
 echo "chart checks: $passed passed, $failed failed"
