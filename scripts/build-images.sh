@@ -157,7 +157,8 @@ for b in secrets-injector-webhook secrets-injector-agent; do
   list="$repo/$b:$tag"
   dockerfile="$root/Dockerfile.${b#secrets-injector-}"
   if [ "$b" = secrets-injector-agent ]; then want_bins=("${agent_bins[@]}"); else want_bins=("${webhook_bins[@]}"); fi
-  buildah manifest rm "$list" >/dev/null 2>&1 || true
+  # A list or an image (older runs of this script) under the same name would block `manifest create`.
+  buildah manifest rm "$list" >/dev/null 2>&1 || buildah rmi -f "$list" >/dev/null 2>&1 || true
   buildah manifest create "$list" >/dev/null
   for arch in "${arches[@]}"; do
     image="$repo/$b:$tag-$arch"
