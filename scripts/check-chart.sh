@@ -433,6 +433,7 @@ expect_fail "schema: sidecarStyle enum" "at '/agent/sidecarStyle'" --set agent.s
 expect_fail "schema: logFormat enum" "at '/logFormat'" --set logFormat=xml
 expect_fail "schema: timeoutSeconds above 10" "at '/webhook/timeoutSeconds'" --set webhook.timeoutSeconds=30
 expect_fail "schema: misspelt top-level key" "additional properties 'replicas' not allowed" --set replicas=3
+expect_fail "schema: validatingPolicy.enabled is a boolean" "at '/validatingPolicy/enabled'" --set-string validatingPolicy.enabled=yes
 expect_fail "native sidecars on Kubernetes 1.28" "agent.sidecarStyle=native needs Kubernetes >= 1.29" --kube-version 1.28.0
 expect_fail "Kubernetes older than the chart's kubeVersion" "chart requires kubeVersion" --kube-version 1.24.0 --set agent.sidecarStyle=classic
 expect_fail "agent.extraEnv value with a comma" "contains a comma" --set-string "agent.extraEnv.NO_PROXY=a\,b"
