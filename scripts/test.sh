@@ -10,7 +10,7 @@ cd "$root"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "installing test tools (moto, kubernetes-validate, helm, yamllint, hadolint)"
+step "installing test tools (moto, kubernetes-validate, helm, yamllint, hadolint, cel-python)"
 SECRETS_INJECTOR_TOOLS="$(scripts/install-test-tools.sh)"
 export SECRETS_INJECTOR_TOOLS
 export PATH="$SECRETS_INJECTOR_TOOLS/bin:$PATH"
