@@ -296,7 +296,23 @@ impl AgentConfig {
                 self.startup_timeout_secs
             ));
         }
+        for mode in std::iter::once(self.file_permission)
+            .chain(self.secrets.iter().map(|s| s.file_permission))
+            .flatten()
+        {
+            // The webhook allows at most 0777; setuid/setgid/sticky never.
+            if mode > 0o777 {
+                problems.push(format!(
+                    "file mode {mode:#o} has bits above 0777 (setuid, setgid or sticky)"
+                ));
+            }
+        }
         for s in &self.secrets {
+            for j in &s.jmes_path {
+                if let Err(e) = crate::validate::check_jmes_path(&j.path) {
+                    problems.push(format!("secret {}: jmesPath {e}", s.source));
+                }
+            }
             let paths = std::iter::once(&s.path).chain(s.jmes_path.iter().map(|j| &j.alias));
             for p in paths {
                 if let Err(e) = crate::paths::check_relative(p, true) {
@@ -409,5 +425,26 @@ mod tests {
             assert_eq!(Format::parse(f.as_str()), Some(f));
         }
         assert_eq!(Format::parse("toml"), None);
+    }
+
+    #[test]
+    fn hand_written_configs_with_unsafe_modes_or_deep_jmes_paths_are_refused() {
+        let mut cfg = sample();
+        cfg.file_permission = Some(0o4755);
+        cfg.secrets[0].jmes_path[0].path = "[".repeat(100);
+        let err = AgentConfig::from_json(&cfg.to_json())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("0o4755 has bits above 0777"), "{err}");
+        assert!(err.contains("jmesPath is nested 100 levels deep"), "{err}");
+        let mut cfg = sample();
+        cfg.secrets[1].file_permission = Some(0o1444);
+        let err = AgentConfig::from_json(&cfg.to_json())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("0o1444"), "{err}");
+        let mut ok = sample();
+        ok.file_permission = Some(0o777);
+        AgentConfig::from_json(&ok.to_json()).unwrap();
     }
 }

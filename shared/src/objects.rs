@@ -11,6 +11,8 @@ use crate::validate::parse_mode;
 pub const MAX_OBJECTS_BYTES: usize = 64 * 1024;
 /// Most objects in one pod.
 pub const MAX_OBJECTS: usize = 500;
+/// Deepest bracket nesting accepted in the `objects` YAML (real lists use 2).
+pub const MAX_OBJECTS_DEPTH: usize = 16;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -51,6 +53,13 @@ pub fn parse_objects(yaml: &str) -> Result<Vec<SecretSpec>, Vec<String>> {
         return Err(vec![format!(
             "is {} bytes; the limit is {MAX_OBJECTS_BYTES} bytes",
             yaml.len()
+        )]);
+    }
+    // Cheap before parsing: deep flow nesting costs the YAML parser real time.
+    let depth = crate::validate::nesting_depth(yaml);
+    if depth > MAX_OBJECTS_DEPTH {
+        return Err(vec![format!(
+            "is nested {depth} levels deep; an ASCP objects list needs at most {MAX_OBJECTS_DEPTH}"
         )]);
     }
     let objects: Vec<AscpObject> = match serde_yaml_ng::from_str::<Option<Vec<AscpObject>>>(yaml) {
@@ -142,6 +151,8 @@ fn convert(o: AscpObject) -> Result<SecretSpec, Vec<String>> {
     for (j, entry) in o.jmes_path.into_iter().enumerate() {
         if entry.path.trim().is_empty() {
             problems.push(format!("jmesPath[{j}].path: is empty"));
+        } else if let Err(e) = crate::validate::check_jmes_path(&entry.path) {
+            problems.push(format!("jmesPath[{j}].path: {e}"));
         }
         jmes_path.push(JmesPathEntry {
             path: entry.path,
@@ -320,5 +331,24 @@ mod tests {
         let yaml = "- {objectName: db, objectType: secretsmanager, objectVersionLabel: A, failoverObject: {objectName: db2, objectVersionLabel: B}}";
         let err = parse_objects(yaml).unwrap_err().join("");
         assert!(err.contains("must match the primary"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let bomb = "{".repeat(60_000);
+        let err = parse_objects(&bomb).unwrap_err();
+        assert_eq!(
+            err,
+            vec!["is nested 60000 levels deep; an ASCP objects list needs at most 16".to_string()]
+        );
+        let deep_jmes = format!(
+            "- objectName: prod/db\n  objectType: secretsmanager\n  jmesPath:\n    - path: \"{}\"\n      objectAlias: x\n",
+            "[?".repeat(400)
+        );
+        let err = parse_objects(&deep_jmes).unwrap_err();
+        assert!(
+            err[0].starts_with("objects[0].jmesPath[0].path: is nested 400 levels deep"),
+            "{err:?}"
+        );
     }
 }

@@ -131,6 +131,59 @@ pub fn check_container_name(s: &str) -> Result<(), String> {
     }
 }
 
+/// Deepest bracket nesting (`[`, `(`, `{`) outside quoted text (`'…'`,
+/// `"…"`, `` `…` ``, with backslash escapes): what recursive-descent parsers
+/// (JMESPath, YAML flow collections) recurse on.
+pub fn nesting_depth(s: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in s.chars() {
+        if let Some(q) = quote {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                _ if c == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' | '`' => quote = Some(c),
+            '[' | '(' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ']' | ')' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Deepest nesting a `jmesPath` expression may have: real ones use 2 or 3,
+/// and the agent's JMESPath parser recurses per level.
+pub const MAX_JMES_PATH_DEPTH: usize = 16;
+/// Longest `jmesPath` expression.
+pub const MAX_JMES_PATH_BYTES: usize = 1024;
+
+/// A `jmesPath` expression the agent can compile without deep recursion.
+pub fn check_jmes_path(path: &str) -> Result<(), String> {
+    if path.len() > MAX_JMES_PATH_BYTES {
+        return Err(format!(
+            "is {} bytes; the limit is {MAX_JMES_PATH_BYTES}",
+            path.len()
+        ));
+    }
+    let depth = nesting_depth(path);
+    if depth > MAX_JMES_PATH_DEPTH {
+        return Err(format!(
+            "is nested {depth} levels deep; the limit is {MAX_JMES_PATH_DEPTH}"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +279,37 @@ mod tests {
         for bad in ["", "App", "-a", "a-", "a_b", &"a".repeat(64)] {
             assert!(check_container_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn nesting_depth_ignores_quoted_text() {
+        assert_eq!(nesting_depth("a.b"), 0);
+        assert_eq!(nesting_depth("a[0].b"), 1);
+        assert_eq!(nesting_depth("a[?b == `[[[`].c"), 1);
+        assert_eq!(nesting_depth("x[?y == '\\'[[['].z"), 1);
+        assert_eq!(nesting_depth("{a: [b, (c)]}"), 3);
+        assert_eq!(
+            nesting_depth("]]]][["),
+            2,
+            "unbalanced closers never go negative"
+        );
+    }
+
+    #[test]
+    fn jmes_paths_are_bounded() {
+        assert!(check_jmes_path("credentials[?type == 'db'].password | [0]").is_ok());
+        let at_limit = format!("{}a{}", "[".repeat(16), "]".repeat(16));
+        assert!(check_jmes_path(&at_limit).is_ok());
+        let deep = format!("{}a{}", "[".repeat(17), "]".repeat(17));
+        assert_eq!(
+            check_jmes_path(&deep).unwrap_err(),
+            "is nested 17 levels deep; the limit is 16"
+        );
+        assert_eq!(
+            check_jmes_path(&"[?".repeat(10_000)).unwrap_err(),
+            "is 20000 bytes; the limit is 1024"
+        );
+        assert!(check_jmes_path(&"a".repeat(1024)).is_ok());
+        assert!(check_jmes_path(&"a".repeat(1025)).is_err());
     }
 }
