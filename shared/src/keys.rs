@@ -61,3 +61,9 @@ pub const KNOWN: &[&str] = &[
     STATUS,
     CONFIG_HASH,
 ];
+
+/// Env var with the pod's name (downward API, set by the webhook on the agent):
+/// the agent's STS session name and a field of its log lines.
+pub const POD_NAME_ENV: &str = "SECRETS_INJECTOR_POD_NAME";
+/// Env var with the pod's namespace (downward API, set by the webhook on the agent).
+pub const POD_NAMESPACE_ENV: &str = "SECRETS_INJECTOR_POD_NAMESPACE";

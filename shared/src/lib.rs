@@ -6,6 +6,8 @@ pub mod annotations;
 pub mod config;
 pub mod error;
 pub mod keys;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod objects;
 pub mod paths;
 pub mod refs;
