@@ -250,6 +250,44 @@ fn http_client(env: &Env) -> Result<SharedHttpClient, Error> {
     )
 }
 
+/// Endpoint overrides per service, as every AWS SDK resolves them from the
+/// environment: `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, none
+/// with `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ServiceEndpoints {
+    secrets_manager: Option<String>,
+    ssm: Option<String>,
+    sts: Option<String>,
+}
+
+impl ServiceEndpoints {
+    fn from_env(env: &Env) -> ServiceEndpoints {
+        let ignored = env
+            .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let url = |service: &str| {
+            let specific = format!("AWS_ENDPOINT_URL_{service}");
+            env.get(&specific)
+                .or_else(|| env.get("AWS_ENDPOINT_URL"))
+                .filter(|_| !ignored)
+                .map(str::to_string)
+        };
+        ServiceEndpoints {
+            secrets_manager: url("SECRETS_MANAGER"),
+            ssm: url("SSM"),
+            sts: url("STS"),
+        }
+    }
+}
+
+/// `sdk` with `endpoint` (when set) for the clients built from it.
+fn with_endpoint(sdk: &SdkConfig, endpoint: Option<&String>) -> SdkConfig {
+    match endpoint {
+        Some(url) => sdk.to_builder().endpoint_url(url).build(),
+        None => sdk.clone(),
+    }
+}
+
 /// Regional clients over one credentials chain, built on first use per region.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -260,6 +298,7 @@ pub struct Clients {
     pub failover_region: Option<String>,
     /// The identity in use, for logs and error hints.
     pub identity: Identity,
+    endpoints: ServiceEndpoints,
     sm: Arc<Mutex<HashMap<String, aws_sdk_secretsmanager::Client>>>,
     ssm: Arc<Mutex<HashMap<String, aws_sdk_ssm::Client>>>,
 }
@@ -278,6 +317,7 @@ impl Clients {
             region: region.to_string(),
             failover_region: failover_region.map(str::to_string),
             identity: Identity::Static,
+            endpoints: ServiceEndpoints::default(),
             sm: Arc::new(Mutex::new(
                 regions
                     .clone()
@@ -294,9 +334,12 @@ impl Clients {
         let mut map = self.sm.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
             .or_insert_with(|| {
-                let conf = aws_sdk_secretsmanager::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_string()))
-                    .build();
+                let conf = aws_sdk_secretsmanager::config::Builder::from(&with_endpoint(
+                    &self.sdk,
+                    self.endpoints.secrets_manager.as_ref(),
+                ))
+                .region(Region::new(region.to_string()))
+                .build();
                 aws_sdk_secretsmanager::Client::from_conf(conf)
             })
             .clone()
@@ -306,9 +349,12 @@ impl Clients {
         let mut map = self.ssm.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
             .or_insert_with(|| {
-                let conf = aws_sdk_ssm::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_string()))
-                    .build();
+                let conf = aws_sdk_ssm::config::Builder::from(&with_endpoint(
+                    &self.sdk,
+                    self.endpoints.ssm.as_ref(),
+                ))
+                .region(Region::new(region.to_string()))
+                .build();
                 aws_sdk_ssm::Client::from_conf(conf)
             })
             .clone()
@@ -320,11 +366,9 @@ pub async fn clients(cfg: &AgentConfig) -> Result<Clients, Error> {
     clients_with(cfg, &Env::from_process()).await
 }
 
-/// Clients from `env`. The SDK still reads the service endpoint overrides
-/// (`AWS_ENDPOINT_URL_<SERVICE>`, which win over `AWS_ENDPOINT_URL` as in
-/// every AWS SDK), `AWS_USE_FIPS_ENDPOINT`, proxies and the Pod Identity
-/// variables from the process environment; `AWS_ENDPOINT_URL` from `env` is
-/// applied too (unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`).
+/// Clients from `env`, endpoint overrides included ([`ServiceEndpoints`]).
+/// The SDK still reads `AWS_USE_FIPS_ENDPOINT`, proxies and the Pod Identity
+/// variables from the process environment.
 pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error> {
     let identity = identity(env, cfg.allow_node_role)?;
     let region = primary_region(cfg, env)?;
@@ -341,7 +385,7 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
         .with_http_client(http.clone())
         .with_sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
         .with_region(Some(Region::new(region.clone())));
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.clone()))
         .http_client(http)
         .retry_config(RetryConfig::disabled())
@@ -351,13 +395,9 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
                 .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                 .build(),
         );
-    // Set as shared config, so the SDK still prefers `AWS_ENDPOINT_URL_<SERVICE>`.
-    let ignore_endpoints = env
-        .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if let Some(url) = env.get("AWS_ENDPOINT_URL").filter(|_| !ignore_endpoints) {
-        loader = loader.endpoint_url(url);
-    }
+    // Per service, not on the loader: an endpoint set there would beat
+    // `AWS_ENDPOINT_URL_<SERVICE>` for every service.
+    let endpoints = ServiceEndpoints::from_env(env);
     // STS calls need no credentials; this config is the base of every provider.
     let anon = loader.no_credentials().load().await;
     let base: SharedCredentialsProvider = match &identity {
@@ -372,7 +412,7 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
             role_arn,
             token_file,
         } => SharedCredentialsProvider::new(WebIdentity {
-            sts: aws_sdk_sts::Client::new(&anon),
+            sts: aws_sdk_sts::Client::new(&with_endpoint(&anon, endpoints.sts.as_ref())),
             role_arn: role_arn.clone(),
             token_file: token_file.clone(),
             session_name: session.clone(),
@@ -396,7 +436,7 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
             SharedCredentialsProvider::new(
                 aws_config::sts::AssumeRoleProvider::builder(role.clone())
                     .session_name(session)
-                    .configure(&with_base)
+                    .configure(&with_endpoint(&with_base, endpoints.sts.as_ref()))
                     .build_from_provider(base)
                     .await,
             )
@@ -409,6 +449,7 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
         region,
         failover_region: cfg.failover_region.clone().filter(|r| !r.is_empty()),
         identity,
+        endpoints,
         sm: Arc::default(),
         ssm: Arc::default(),
     })
@@ -563,6 +604,27 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn service_endpoints_win_over_the_generic_one() {
+        let env = Env::from_pairs([
+            ("AWS_ENDPOINT_URL", "http://generic"),
+            ("AWS_ENDPOINT_URL_SSM", "http://ssm"),
+            ("AWS_ENDPOINT_URL_STS", "http://sts"),
+        ]);
+        let e = ServiceEndpoints::from_env(&env);
+        assert_eq!(e.secrets_manager.as_deref(), Some("http://generic"));
+        assert_eq!(e.ssm.as_deref(), Some("http://ssm"));
+        assert_eq!(e.sts.as_deref(), Some("http://sts"));
+        let env = Env::from_pairs([
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://sm"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ]);
+        assert_eq!(
+            ServiceEndpoints::from_env(&env),
+            ServiceEndpoints::default()
+        );
     }
 
     #[test]
