@@ -72,6 +72,12 @@ pub fn main() -> ExitCode {
                 return ExitCode::from(Exit::Failed.code());
             }
         };
+        tracing::debug!(
+            identity = ?clients.identity,
+            region = %clients.region,
+            failover_region = ?clients.failover_region,
+            "AWS clients ready"
+        );
         let fetcher = AwsFetcher::new(clients);
         ExitCode::from(run(&cfg, &fetcher, &settings, shutdown).await.code())
     })
