@@ -1,4 +1,4 @@
-//! Command line of `secrets-injector-agent` (DESIGN §4a). Every flag also reads
+//! Command line of `secrets-injector-agent`. Every flag also reads
 //! an env var `SECRETS_INJECTOR_…`.
 
 use std::path::PathBuf;

@@ -376,7 +376,7 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
     if env.get("AWS_MAX_ATTEMPTS").is_some() || env.get("AWS_RETRY_MODE").is_some() {
         tracing::warn!(
             "AWS_MAX_ATTEMPTS/AWS_RETRY_MODE are ignored: the agent retries on its own \
-             until the startup timeout (docs/decisions.md \"The run loop retries, not the SDK\")"
+             until the startup timeout"
         );
     }
     let session = session_name(env.get(POD_NAMESPACE_ENV), env.get(POD_NAME_ENV));

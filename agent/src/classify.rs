@@ -294,9 +294,9 @@ pub(crate) fn hint(code: &str, action: &str, resource: &str, region: &str) -> Op
         "ExpiredTokenException" | "ExpiredToken" | "CredentialsExpired" => {
             "the credentials expired; they are refreshed on the next attempt".into()
         }
-        UNTRUSTED_CERTIFICATE => "if a proxy or VPC endpoint presents a certificate of a private \
-             CA, add that CA: SSL_CERT_FILE in the agent's env, or the chart value \
-             agent.caBundle.pem (or agent.caBundle.configMapRef)"
+        UNTRUSTED_CERTIFICATE => "a proxy or VPC endpoint with a private CA? Add that CA: chart \
+             value agent.caBundle.pem or agent.caBundle.configMapRef (env \
+             SECRETS_INJECTOR_CA_BUNDLE), or SSL_CERT_FILE in the agent's env"
             .into(),
         "NetworkError" | "Timeout" => format!(
             "check that the pod can reach the {} endpoint of {region} \

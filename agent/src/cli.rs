@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::{Args, Command, LogFormat};
 use crate::fetch::AwsFetcher;
-use crate::run::{Exit, Settings, run};
+use crate::run::{Exit, RunSettings, run};
 use crate::{aws, config, probe, termination};
 
 /// The whole agent process; `main.rs` only calls this.
@@ -41,7 +41,7 @@ pub fn main() -> ExitCode {
             }
         };
     }
-    let mut settings = Settings::new(&cfg, mount_dir, termination_log);
+    let mut settings = RunSettings::new(&cfg, mount_dir, termination_log);
     settings.once = args.once;
     if let Some(ms) = args.refresh_override_ms {
         tracing::warn!(

@@ -27,7 +27,7 @@ const CODE_NO_VALUE: &str = "NoValue";
 
 /// Everything the loops need besides the config and the fetcher.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct RunSettings {
     /// The mount path on this machine (root prefix applied).
     pub mount_dir: PathBuf,
     pub termination_log: PathBuf,
@@ -41,10 +41,10 @@ pub struct Settings {
     pub backoff_cap: Duration,
 }
 
-impl Settings {
+impl RunSettings {
     /// Settings from the config, with the pod's paths as given.
-    pub fn new(cfg: &AgentConfig, mount_dir: PathBuf, termination_log: PathBuf) -> Settings {
-        Settings {
+    pub fn new(cfg: &AgentConfig, mount_dir: PathBuf, termination_log: PathBuf) -> RunSettings {
+        RunSettings {
             mount_dir,
             termination_log,
             once: false,
@@ -184,7 +184,7 @@ enum First {
 async fn first_write<F: Fetch>(
     cfg: &AgentConfig,
     fetcher: &F,
-    s: &Settings,
+    s: &RunSettings,
     shutdown: &CancellationToken,
 ) -> First {
     let deadline = Instant::now() + s.startup_timeout;
@@ -288,7 +288,7 @@ fn timeout_failures(cfg: &AgentConfig, timeout: Duration) -> Vec<FetchFailure> {
 pub async fn run<F: Fetch>(
     cfg: &AgentConfig,
     fetcher: &F,
-    s: &Settings,
+    s: &RunSettings,
     shutdown: CancellationToken,
 ) -> Exit {
     let had_data = s.mount_dir.join(write::DATA_DIR).exists();
@@ -324,7 +324,7 @@ pub async fn run<F: Fetch>(
     Exit::Done
 }
 
-fn write_termination_log(s: &Settings, message: &str) {
+fn write_termination_log(s: &RunSettings, message: &str) {
     if let Err(e) = termination::write(&s.termination_log, message) {
         tracing::warn!(path = %s.termination_log.display(), error = %e, "cannot write the termination log");
     }
@@ -342,7 +342,7 @@ async fn on_change(cfg: &AgentConfig) {
 async fn sidecar<F: Fetch>(
     cfg: &AgentConfig,
     fetcher: &F,
-    s: &Settings,
+    s: &RunSettings,
     shutdown: CancellationToken,
 ) {
     let mut errors_total: u64 = 0;

@@ -376,7 +376,7 @@ client('secretsmanager', 'us-west-2').create_secret(Name='fo-replica', SecretStr
 /// the startup timeout; the files then hold the values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_rides_out_transient_faults_through_the_run_loop() {
-    use secrets_injector_agent::run::{Exit, Settings, run};
+    use secrets_injector_agent::run::{Exit, RunSettings, run};
     use secrets_injector_shared::Mode;
     use tokio_util::sync::CancellationToken;
 
@@ -397,7 +397,7 @@ async fn init_rides_out_transient_faults_through_the_run_loop() {
     let dir = tempfile::tempdir().unwrap();
     let mount = dir.path().join("mnt");
     std::fs::create_dir_all(&mount).unwrap();
-    let mut s = Settings::new(&cfg, mount.clone(), dir.path().join("termination-log"));
+    let mut s = RunSettings::new(&cfg, mount.clone(), dir.path().join("termination-log"));
     s.backoff_initial = Duration::from_millis(50);
     s.backoff_cap = Duration::from_millis(200);
 

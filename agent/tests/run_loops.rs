@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use secrets_injector_agent::failure::{FailureKind, FetchFailure};
 use secrets_injector_agent::fetch::{Fetch, FetchOutcome};
-use secrets_injector_agent::run::{Exit, Settings, run};
+use secrets_injector_agent::run::{Exit, RunSettings, run};
 use secrets_injector_agent::value::SecretValue as Value;
 use secrets_injector_shared::{AgentConfig, JmesPathEntry, Mode, OnChange, SecretRef, SecretSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,10 +71,10 @@ fn cfg(mode: Mode, refs: &[&str]) -> AgentConfig {
     }
 }
 
-fn settings(dir: &Path, cfg: &AgentConfig) -> Settings {
+fn settings(dir: &Path, cfg: &AgentConfig) -> RunSettings {
     let mount = dir.join("mnt");
     std::fs::create_dir_all(&mount).unwrap();
-    let mut s = Settings::new(cfg, mount, dir.join("termination-log"));
+    let mut s = RunSettings::new(cfg, mount, dir.join("termination-log"));
     s.backoff_initial = Duration::from_millis(10);
     s.backoff_cap = Duration::from_millis(50);
     s.refresh = Duration::from_millis(50);
@@ -90,7 +90,7 @@ fn entries(dir: &Path) -> Vec<String> {
     v
 }
 
-async fn run_bounded<F: Fetch>(c: &AgentConfig, f: &F, s: &Settings) -> Exit {
+async fn run_bounded<F: Fetch>(c: &AgentConfig, f: &F, s: &RunSettings) -> Exit {
     tokio::time::timeout(WAIT, run(c, f, s, CancellationToken::new()))
         .await
         .expect("run finished")
