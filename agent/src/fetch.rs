@@ -398,17 +398,13 @@ impl Fetch for AwsFetcher {
             .zip(keys)
             .zip(failover_keys)
             .map(|((spec, key), failover_key)| {
-                let (key, answer) = match failover_key {
-                    Some(fk) => {
-                        let answer = failover.get(&fk).cloned();
-                        (fk, answer)
-                    }
-                    None => {
-                        let answer = primary.get(&key).cloned();
-                        (key, answer)
-                    }
+                let (key, answers) = match failover_key {
+                    Some(fk) => (fk, &failover),
+                    None => (key, &primary),
                 };
-                answer
+                answers
+                    .get(&key)
+                    .cloned()
                     .unwrap_or_else(|| {
                         Err(Classified::local("NoResult", "no answer for this secret"))
                     })
