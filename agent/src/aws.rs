@@ -331,34 +331,31 @@ impl Clients {
     }
 
     pub(crate) fn secrets_manager(&self, region: &str) -> aws_sdk_secretsmanager::Client {
-        let mut map = self.sm.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = aws_sdk_secretsmanager::config::Builder::from(&with_endpoint(
-                    &self.sdk,
-                    self.endpoints.secrets_manager.as_ref(),
-                ))
-                .region(Region::new(region.to_string()))
-                .build();
-                aws_sdk_secretsmanager::Client::from_conf(conf)
-            })
-            .clone()
+        cached(&self.sm, region, || {
+            let sdk = self.regional(region, self.endpoints.secrets_manager.as_ref());
+            aws_sdk_secretsmanager::Client::new(&sdk)
+        })
     }
 
     pub(crate) fn ssm(&self, region: &str) -> aws_sdk_ssm::Client {
-        let mut map = self.ssm.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = aws_sdk_ssm::config::Builder::from(&with_endpoint(
-                    &self.sdk,
-                    self.endpoints.ssm.as_ref(),
-                ))
-                .region(Region::new(region.to_string()))
-                .build();
-                aws_sdk_ssm::Client::from_conf(conf)
-            })
-            .clone()
+        cached(&self.ssm, region, || {
+            aws_sdk_ssm::Client::new(&self.regional(region, self.endpoints.ssm.as_ref()))
+        })
     }
+
+    /// The shared config in `region`, with the service's endpoint override.
+    fn regional(&self, region: &str, endpoint: Option<&String>) -> SdkConfig {
+        with_endpoint(&self.sdk, endpoint)
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .build()
+    }
+}
+
+/// The client of `region` in `map`, built on first use.
+fn cached<C: Clone>(map: &Mutex<HashMap<String, C>>, region: &str, build: impl FnOnce() -> C) -> C {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(region.to_string()).or_insert_with(build).clone()
 }
 
 /// Clients from the process environment.

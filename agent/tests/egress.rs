@@ -180,18 +180,19 @@ async fn service_specific_endpoints_win_over_the_generic_one() {
         ssm.endpoint(),
         sts.endpoint(),
     );
-    let run = run_agent(
-        &cfg,
-        &[
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ROLE_ARN", ROLE),
-            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
-            ("AWS_ENDPOINT_URL", g.as_str()),
-            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", a.as_str()),
-            ("AWS_ENDPOINT_URL_SSM", b.as_str()),
-            ("AWS_ENDPOINT_URL_STS", c.as_str()),
-        ],
-    );
+    let generic_only = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ROLE_ARN", ROLE),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+        ("AWS_ENDPOINT_URL", g.as_str()),
+    ];
+    let mut per_service = generic_only.to_vec();
+    per_service.extend([
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", a.as_str()),
+        ("AWS_ENDPOINT_URL_SSM", b.as_str()),
+        ("AWS_ENDPOINT_URL_STS", c.as_str()),
+    ]);
+    let run = run_agent(&cfg, &per_service);
     assert_files(&run, &cfg);
     assert_eq!(generic.total(), 0, "the generic endpoint was not used");
     assert_eq!(sm.count("BatchGetSecretValue"), 1);
@@ -200,15 +201,7 @@ async fn service_specific_endpoints_win_over_the_generic_one() {
     assert_eq!((sm.total(), ssm.total(), sts.total()), (1, 1, 1));
 
     // Without the service-specific ones, everything goes to the generic endpoint.
-    let run = run_agent(
-        &cfg,
-        &[
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ROLE_ARN", ROLE),
-            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
-            ("AWS_ENDPOINT_URL", g.as_str()),
-        ],
-    );
+    let run = run_agent(&cfg, &generic_only);
     assert_files(&run, &cfg);
     assert_eq!(generic.total(), 3, "STS, Secrets Manager, SSM");
 }

@@ -66,27 +66,18 @@ pub fn init_with_fields(format: LogFormat, fields: &[(&str, &str)]) {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let layer = match format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
+        LogFormat::Json => layer
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .with_writer(std::io::stderr)
-            .map_event_format(|inner| WithFields {
-                inner,
-                json: true,
-                fields: fields.clone(),
-            })
+            .map_event_format(appending(true, fields))
             .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer()
+        LogFormat::Text => layer
             .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .map_event_format(|inner| WithFields {
-                inner,
-                json: false,
-                fields: fields.clone(),
-            })
+            .map_event_format(appending(false, fields))
             .boxed(),
     };
     let _ = tracing_subscriber::registry()
@@ -102,6 +93,15 @@ pub fn clamp() -> Targets {
     Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_targets(CLAMPED_TARGETS.iter().copied())
+}
+
+/// Wraps an event format so that its lines get `fields`.
+fn appending<E>(json: bool, fields: Vec<(String, String)>) -> impl FnOnce(E) -> WithFields<E> {
+    move |inner| WithFields {
+        inner,
+        json,
+        fields,
+    }
 }
 
 /// An event format that appends fixed fields to each line of `inner`.
