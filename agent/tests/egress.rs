@@ -240,7 +240,35 @@ async fn untrusted_endpoint_certificate_fails_at_once_with_the_private_ca_hint()
         "one attempt per call (Secrets Manager, SSM), never retried"
     );
 
+    // The same through IRSA: STS's answer is the first thing that fails.
     let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "web-identity-token").unwrap();
+    front.reset();
+    let run = run_agent(
+        &cfg,
+        &[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ROLE_ARN", ROLE),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ],
+    );
+    assert!(!run.success, "{}", run.all());
+    assert_eq!(run.termination_log.lines().count(), 2, "{}", run.all());
+    assert!(
+        run.termination_log
+            .lines()
+            .all(|l| l.contains(": UntrustedCertificate: ") && l.contains("agent.caBundle")),
+        "{}",
+        run.termination_log
+    );
+    assert!(
+        front.handshakes_since_reset() <= 2,
+        "one round only, never retried: {}",
+        front.handshakes_since_reset()
+    );
+
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &front.ca_pem).unwrap();
     let mut trusted = env.to_vec();
