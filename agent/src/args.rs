@@ -1,4 +1,4 @@
-//! Command line of `secrets-injector-agent` (DESIGN §4a). Every flag also reads
+//! Command line of `secrets-injector-agent`. Every flag also reads
 //! an env var `SECRETS_INJECTOR_…`.
 
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ pub struct Args {
     pub config: Option<PathBuf>,
 
     /// Fetch and write once, then exit, even in sidecar mode.
-    #[arg(long, env = "SECRETS_INJECTOR_ONCE")]
+    #[arg(long, env = secrets_injector_shared::keys::ONCE_ENV)]
     pub once: bool,
 
     /// Where the one-line-per-secret failure reason is written (read by the kubelet).

@@ -14,6 +14,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{
     ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
 };
+use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_types::SdkConfig;
@@ -21,13 +22,14 @@ use aws_types::region::Region;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use secrets_injector_shared::AgentConfig;
+use secrets_injector_shared::keys::{CA_BUNDLE_ENV, POD_NAME_ENV, POD_NAMESPACE_ENV};
 
 use crate::Error;
 
-/// Env var with extra PEM roots as text (private CA / VPC endpoint), beside `SSL_CERT_FILE`.
-pub const CA_BUNDLE_ENV: &str = "SECRETS_INJECTOR_CA_BUNDLE";
-/// Session name the agent's STS sessions carry (visible in CloudTrail).
-const SESSION_NAME: &str = "secrets-injector-agent";
+/// STS session name when the pod's name and namespace are unknown.
+const DEFAULT_SESSION_NAME: &str = "secrets-injector-agent";
+/// STS `RoleSessionName` limit.
+const SESSION_NAME_MAX: usize = 64;
 /// A black-holed endpoint must not hang the agent: the run loop owns retries.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,14 +86,14 @@ pub enum Identity {
 }
 
 /// Message for a pod without identity: says what to set up, never guesses IMDS.
-pub const NO_IDENTITY: &str = "no pod identity: set up IRSA (AWS_ROLE_ARN + \
+const NO_IDENTITY: &str = "no pod identity: set up IRSA (AWS_ROLE_ARN + \
 AWS_WEB_IDENTITY_TOKEN_FILE from an annotated ServiceAccount) or EKS Pod Identity \
 (AWS_CONTAINER_CREDENTIALS_FULL_URI + AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE), or set \
 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the agent's env; the node's instance role \
 (IMDS) is used only with the annotation secrets-injector.io/allow-node-role: \"true\"";
 
 /// Pick the identity from the environment; pure, so every branch is tested.
-pub fn identity(env: &Env, allow_node_role: bool) -> Result<Identity, Error> {
+fn identity(env: &Env, allow_node_role: bool) -> Result<Identity, Error> {
     if env.get("AWS_ACCESS_KEY_ID").is_some() && env.get("AWS_SECRET_ACCESS_KEY").is_some() {
         return Ok(Identity::Static);
     }
@@ -125,9 +127,43 @@ pub fn identity(env: &Env, allow_node_role: bool) -> Result<Identity, Error> {
     Err(Error::Identity(NO_IDENTITY.into()))
 }
 
+/// The STS role session name, visible in CloudTrail: `<namespace>.<pod>`
+/// from the downward-API env, characters outside `[\w+=,.@-]` replaced by
+/// `-`, at most 64 characters. The namespace is shortened first, so the pod
+/// name's unique suffix survives; without either, `secrets-injector-agent`.
+fn session_name(namespace: Option<&str>, pod: Option<&str>) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let (namespace, pod) = (namespace.map(clean), pod.map(clean));
+    let name = match (namespace, pod) {
+        (Some(ns), Some(pod)) if pod.len() + 2 <= SESSION_NAME_MAX => {
+            let room = SESSION_NAME_MAX - pod.len() - 1;
+            format!("{}.{pod}", &ns[..ns.len().min(room)])
+        }
+        (_, Some(pod)) => pod[pod.len().saturating_sub(SESSION_NAME_MAX)..].to_string(),
+        (Some(ns), None) => ns[..ns.len().min(SESSION_NAME_MAX)].to_string(),
+        (None, None) => String::new(),
+    };
+    // STS wants at least 2 characters.
+    if name.len() < 2 {
+        DEFAULT_SESSION_NAME.to_string()
+    } else {
+        name
+    }
+}
+
 /// Primary region: config (`region` annotation), else `AWS_REGION`, else
 /// `AWS_DEFAULT_REGION`, else the region of the first ARN.
-pub fn primary_region(cfg: &AgentConfig, env: &Env) -> Result<String, Error> {
+fn primary_region(cfg: &AgentConfig, env: &Env) -> Result<String, Error> {
     cfg.region
         .as_deref()
         .filter(|r| !r.is_empty())
@@ -140,7 +176,7 @@ pub fn primary_region(cfg: &AgentConfig, env: &Env) -> Result<String, Error> {
 
 /// PEM roots the agent trusts: compiled-in Mozilla roots, plus `SSL_CERT_FILE`
 /// and `SECRETS_INJECTOR_CA_BUNDLE`. A bad extra bundle is an error, not ignored.
-pub fn trust_store(env: &Env) -> Result<TrustStore, Error> {
+fn trust_store(env: &Env) -> Result<TrustStore, Error> {
     let mut store = TrustStore::empty().with_native_roots(false);
     for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
         store.add_pem_certificate(to_pem(der));
@@ -187,16 +223,67 @@ fn to_pem(der: &CertificateDer<'_>) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// HTTPS client on rustls + ring with our roots.
-pub fn http_client(env: &Env) -> Result<SharedHttpClient, Error> {
+/// HTTPS client on rustls + ring with our roots, for every AWS call (services,
+/// STS, the Pod Identity endpoint). Proxies come from `HTTPS_PROXY`,
+/// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case) in the process
+/// environment, read by the SDK's own proxy support as other AWS SDKs do.
+fn http_client(env: &Env) -> Result<SharedHttpClient, Error> {
     let ctx = TlsContext::builder()
         .with_trust_store(trust_store(env)?)
         .build()
         .map_err(|e| Error::TlsRoots(e.to_string()))?;
-    Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .tls_context(ctx)
-        .build_https())
+    Ok(
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(
+            move |settings, components| {
+                let mut builder = aws_smithy_http_client::Connector::builder()
+                    .proxy_config(ProxyConfig::from_env());
+                builder.set_connector_settings(settings.cloned());
+                builder.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
+                builder
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                    .tls_context(ctx.clone())
+                    .build()
+            },
+        ),
+    )
+}
+
+/// Endpoint overrides per service, as every AWS SDK resolves them from the
+/// environment: `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, none
+/// with `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ServiceEndpoints {
+    secrets_manager: Option<String>,
+    ssm: Option<String>,
+    sts: Option<String>,
+}
+
+impl ServiceEndpoints {
+    fn from_env(env: &Env) -> ServiceEndpoints {
+        let ignored = env
+            .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let url = |service: &str| {
+            let specific = format!("AWS_ENDPOINT_URL_{service}");
+            env.get(&specific)
+                .or_else(|| env.get("AWS_ENDPOINT_URL"))
+                .filter(|_| !ignored)
+                .map(str::to_string)
+        };
+        ServiceEndpoints {
+            secrets_manager: url("SECRETS_MANAGER"),
+            ssm: url("SSM"),
+            sts: url("STS"),
+        }
+    }
+}
+
+/// `sdk` with `endpoint` (when set) for the clients built from it.
+fn with_endpoint(sdk: &SdkConfig, endpoint: Option<&String>) -> SdkConfig {
+    match endpoint {
+        Some(url) => sdk.to_builder().endpoint_url(url).build(),
+        None => sdk.clone(),
+    }
 }
 
 /// Regional clients over one credentials chain, built on first use per region.
@@ -209,6 +296,7 @@ pub struct Clients {
     pub failover_region: Option<String>,
     /// The identity in use, for logs and error hints.
     pub identity: Identity,
+    endpoints: ServiceEndpoints,
     sm: Arc<Mutex<HashMap<String, aws_sdk_secretsmanager::Client>>>,
     ssm: Arc<Mutex<HashMap<String, aws_sdk_ssm::Client>>>,
 }
@@ -227,6 +315,7 @@ impl Clients {
             region: region.to_string(),
             failover_region: failover_region.map(str::to_string),
             identity: Identity::Static,
+            endpoints: ServiceEndpoints::default(),
             sm: Arc::new(Mutex::new(
                 regions
                     .clone()
@@ -239,29 +328,32 @@ impl Clients {
         }
     }
 
-    pub fn secrets_manager(&self, region: &str) -> aws_sdk_secretsmanager::Client {
-        let mut map = self.sm.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = aws_sdk_secretsmanager::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_string()))
-                    .build();
-                aws_sdk_secretsmanager::Client::from_conf(conf)
-            })
-            .clone()
+    pub(crate) fn secrets_manager(&self, region: &str) -> aws_sdk_secretsmanager::Client {
+        cached(&self.sm, region, || {
+            let sdk = self.regional(region, self.endpoints.secrets_manager.as_ref());
+            aws_sdk_secretsmanager::Client::new(&sdk)
+        })
     }
 
-    pub fn ssm(&self, region: &str) -> aws_sdk_ssm::Client {
-        let mut map = self.ssm.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = aws_sdk_ssm::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_string()))
-                    .build();
-                aws_sdk_ssm::Client::from_conf(conf)
-            })
-            .clone()
+    pub(crate) fn ssm(&self, region: &str) -> aws_sdk_ssm::Client {
+        cached(&self.ssm, region, || {
+            aws_sdk_ssm::Client::new(&self.regional(region, self.endpoints.ssm.as_ref()))
+        })
     }
+
+    /// The shared config in `region`, with the service's endpoint override.
+    fn regional(&self, region: &str, endpoint: Option<&String>) -> SdkConfig {
+        with_endpoint(&self.sdk, endpoint)
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .build()
+    }
+}
+
+/// The client of `region` in `map`, built on first use.
+fn cached<C: Clone>(map: &Mutex<HashMap<String, C>>, region: &str, build: impl FnOnce() -> C) -> C {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(region.to_string()).or_insert_with(build).clone()
 }
 
 /// Clients from the process environment.
@@ -269,19 +361,26 @@ pub async fn clients(cfg: &AgentConfig) -> Result<Clients, Error> {
     clients_with(cfg, &Env::from_process()).await
 }
 
-/// Clients from `env`. The SDK still reads the service endpoint overrides
-/// (`AWS_ENDPOINT_URL_*`, `AWS_USE_FIPS_ENDPOINT`) and Pod Identity variables
-/// from the process environment; `AWS_ENDPOINT_URL` from `env` is applied too.
+/// Clients from `env`, endpoint overrides included ([`ServiceEndpoints`]).
+/// The SDK still reads `AWS_USE_FIPS_ENDPOINT`, proxies and the Pod Identity
+/// variables from the process environment.
 pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error> {
     let identity = identity(env, cfg.allow_node_role)?;
     let region = primary_region(cfg, env)?;
     let http = http_client(env)?;
+    if env.get("AWS_MAX_ATTEMPTS").is_some() || env.get("AWS_RETRY_MODE").is_some() {
+        tracing::warn!(
+            "AWS_MAX_ATTEMPTS/AWS_RETRY_MODE are ignored: the agent retries on its own \
+             until the startup timeout"
+        );
+    }
+    let session = session_name(env.get(POD_NAMESPACE_ENV), env.get(POD_NAME_ENV));
     // Credentials providers need the HTTP client too: the SDK has no default one here.
     let provider_cfg = aws_config::provider_config::ProviderConfig::without_region()
         .with_http_client(http.clone())
         .with_sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
         .with_region(Some(Region::new(region.clone())));
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.clone()))
         .http_client(http)
         .retry_config(RetryConfig::disabled())
@@ -291,9 +390,9 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
                 .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                 .build(),
         );
-    if let Some(url) = env.get("AWS_ENDPOINT_URL") {
-        loader = loader.endpoint_url(url);
-    }
+    // Per service, not on the loader: an endpoint set there would beat
+    // `AWS_ENDPOINT_URL_<SERVICE>` for every service.
+    let endpoints = ServiceEndpoints::from_env(env);
     // STS calls need no credentials; this config is the base of every provider.
     let anon = loader.no_credentials().load().await;
     let base: SharedCredentialsProvider = match &identity {
@@ -308,9 +407,10 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
             role_arn,
             token_file,
         } => SharedCredentialsProvider::new(WebIdentity {
-            sts: aws_sdk_sts::Client::new(&anon),
+            sts: aws_sdk_sts::Client::new(&with_endpoint(&anon, endpoints.sts.as_ref())),
             role_arn: role_arn.clone(),
             token_file: token_file.clone(),
+            session_name: session.clone(),
         }),
         Identity::PodIdentity => SharedCredentialsProvider::new(
             aws_config::ecs::EcsCredentialsProvider::builder()
@@ -330,8 +430,8 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
             let with_base = anon.to_builder().credentials_provider(base.clone()).build();
             SharedCredentialsProvider::new(
                 aws_config::sts::AssumeRoleProvider::builder(role.clone())
-                    .session_name(SESSION_NAME)
-                    .configure(&with_base)
+                    .session_name(session)
+                    .configure(&with_endpoint(&with_base, endpoints.sts.as_ref()))
                     .build_from_provider(base)
                     .await,
             )
@@ -344,6 +444,7 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
         region,
         failover_region: cfg.failover_region.clone().filter(|r| !r.is_empty()),
         identity,
+        endpoints,
         sm: Arc::default(),
         ssm: Arc::default(),
     })
@@ -356,6 +457,7 @@ struct WebIdentity {
     sts: aws_sdk_sts::Client,
     role_arn: String,
     token_file: PathBuf,
+    session_name: String,
 }
 
 impl WebIdentity {
@@ -372,7 +474,7 @@ impl WebIdentity {
             .sts
             .assume_role_with_web_identity()
             .role_arn(&self.role_arn)
-            .role_session_name(SESSION_NAME)
+            .role_session_name(&self.session_name)
             .web_identity_token(token.trim())
             .send()
             .await
@@ -458,6 +560,66 @@ mod tests {
         let env = Env::from_pairs([("AWS_ROLE_ARN", "arn:aws:iam::1:role/r")]);
         let err = identity(&env, true).unwrap_err().to_string();
         assert!(err.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{err}");
+    }
+
+    #[test]
+    fn session_names_are_valid_for_sts_and_keep_the_pod() {
+        assert_eq!(
+            session_name(Some("shop"), Some("web-7d9f-x2k4q")),
+            "shop.web-7d9f-x2k4q"
+        );
+        assert_eq!(session_name(None, None), "secrets-injector-agent");
+        assert_eq!(session_name(None, Some("")), "secrets-injector-agent");
+        assert_eq!(session_name(None, Some("x")), "secrets-injector-agent");
+        assert_eq!(session_name(None, Some("web-1")), "web-1");
+        assert_eq!(session_name(Some("shop"), None), "shop");
+        // Only [\w+=,.@-] survive.
+        assert_eq!(
+            session_name(Some("ns"), Some("a b/c:d\u{e9}")),
+            "ns.a-b-c-d-"
+        );
+        // Too long: the namespace gives way, the pod's tail (its unique suffix) stays.
+        let ns = "n".repeat(63);
+        let pod = format!("{}-abcde", "p".repeat(40));
+        let name = session_name(Some(&ns), Some(&pod));
+        assert_eq!(name.len(), 64, "{name}");
+        assert!(name.ends_with(&format!(".{pod}")), "{name}");
+        let long_pod = format!("{}-zyxwv", "p".repeat(100));
+        let name = session_name(Some(&ns), Some(&long_pod));
+        assert_eq!(name.len(), 64, "{name}");
+        assert!(name.ends_with("-zyxwv"), "{name}");
+        for name in [
+            session_name(Some(&ns), Some(&long_pod)),
+            session_name(Some(&"é".repeat(80)), None),
+        ] {
+            assert!(name.len() <= 64 && name.len() >= 2, "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn service_endpoints_win_over_the_generic_one() {
+        let env = Env::from_pairs([
+            ("AWS_ENDPOINT_URL", "http://generic"),
+            ("AWS_ENDPOINT_URL_SSM", "http://ssm"),
+            ("AWS_ENDPOINT_URL_STS", "http://sts"),
+        ]);
+        let e = ServiceEndpoints::from_env(&env);
+        assert_eq!(e.secrets_manager.as_deref(), Some("http://generic"));
+        assert_eq!(e.ssm.as_deref(), Some("http://ssm"));
+        assert_eq!(e.sts.as_deref(), Some("http://sts"));
+        let env = Env::from_pairs([
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://sm"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ]);
+        assert_eq!(
+            ServiceEndpoints::from_env(&env),
+            ServiceEndpoints::default()
+        );
     }
 
     #[test]

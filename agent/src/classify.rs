@@ -1,5 +1,6 @@
-//! The one place that decides whether an AWS error is worth retrying, whether
-//! it warrants the failover region, and what a person should do about it.
+//! The one place that decides what an AWS error means for the agent: its
+//! [`FailureKind`] (retry, skip, fail), whether it warrants the failover
+//! region, and what a person should do about it.
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -7,16 +8,40 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::failure::FailureKind;
+
 /// An AWS error reduced to what the agent acts on. Never holds a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Classified {
+pub(crate) struct Classified {
     /// AWS error code or a local one (`NetworkError`, `Timeout`, `NoCredentials`, …).
     pub code: String,
     pub message: String,
-    /// Retrying later may succeed.
-    pub transient: bool,
+    pub kind: FailureKind,
     /// The primary region looks unavailable: try the failover region (ASCP behaviour).
     pub failover: bool,
+}
+
+impl Classified {
+    /// A failure found by the agent itself (empty answer, missing entry), of `code`'s kind.
+    pub fn local(code: &str, message: impl Into<String>) -> Classified {
+        Classified {
+            kind: kind_of(code, None),
+            code: code.into(),
+            message: message.into(),
+            failover: false,
+        }
+    }
+
+    /// AWS itself refused `BatchGetSecretValue`: use `GetSecretValue` from now on.
+    /// A bare 401/403 (maybe a proxy) does not count.
+    pub fn denies_batch_calls(&self) -> bool {
+        self.code.starts_with("AccessDenied")
+    }
+
+    /// One bad SSM version or label fails a whole `GetParameters` call.
+    pub fn is_bad_parameter_version(&self) -> bool {
+        self.code.starts_with("ParameterVersion")
+    }
 }
 
 /// Codes that are retried: throttling, server faults, expired credentials.
@@ -36,21 +61,66 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestTimeoutException",
     "ExpiredTokenException",
     "ExpiredToken",
+    // Local codes (network, timeouts, credentials that could not be fetched yet).
+    "NetworkError",
+    "Timeout",
+    "CredentialsExpired",
+    "CredentialsUnavailable",
 ];
 
-/// Transient by code or HTTP status; pure, so the table is unit-tested.
-pub fn is_transient(code: &str, status: Option<u16>) -> bool {
-    TRANSIENT_CODES.contains(&code) || status.is_some_and(|s| s >= 500)
+/// Codes that mean "this secret, parameter or version does not exist".
+const NOT_FOUND_CODES: &[&str] = &[
+    "ResourceNotFoundException",
+    "ParameterNotFound",
+    "ParameterVersionNotFound",
+    "InvalidParameters",
+];
+
+/// Codes that mean "this identity may not read it".
+const DENIED_CODES: &[&str] = &[
+    "KMSAccessDeniedException",
+    "CredentialsDenied",
+    "HTTP401",
+    "HTTP403",
+];
+
+/// Code of a TLS certificate the agent does not trust.
+const UNTRUSTED_CERTIFICATE: &str = "UntrustedCertificate";
+
+/// The kind of an AWS or local error code (with the HTTP status when known);
+/// pure, so the table is unit-tested.
+pub(crate) fn kind_of(code: &str, status: Option<u16>) -> FailureKind {
+    if TRANSIENT_CODES.contains(&code) || status.is_some_and(|s| s >= 500) {
+        FailureKind::Transient
+    } else if NOT_FOUND_CODES.contains(&code) {
+        FailureKind::NotFound
+    } else if code.starts_with("AccessDenied") || DENIED_CODES.contains(&code) {
+        FailureKind::Denied
+    } else if code == UNTRUSTED_CERTIFICATE {
+        FailureKind::Trust
+    } else {
+        FailureKind::Permanent
+    }
 }
 
 /// Classify any SDK error of Secrets Manager, SSM or STS.
-pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> Classified
+pub(crate) fn classify<E>(err: &SdkError<E, HttpResponse>) -> Classified
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    // Before credentials: STS over an untrusted TLS endpoint fails inside the provider.
+    if let Some(c) = untrusted_certificate(err) {
+        return c;
+    }
     if let Some(c) = credentials_error(err) {
         return c;
     }
+    let with = |code: String, message: String, kind: FailureKind, failover: bool| Classified {
+        code,
+        message,
+        kind,
+        failover,
+    };
     match err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
@@ -61,52 +131,80 @@ where
                 ),
                 None => uncoded(status, se.raw().body().bytes().unwrap_or_default()),
             };
-            Classified {
-                transient: is_transient(&code, Some(status)),
-                failover: status >= 500,
-                code,
+            with(
+                code.clone(),
                 message,
-            }
+                kind_of(&code, Some(status)),
+                status >= 500,
+            )
         }
-        SdkError::TimeoutError(_) => Classified {
-            code: "Timeout".into(),
-            message: "no answer from AWS in time".into(),
-            transient: true,
-            failover: true,
-        },
-        SdkError::DispatchFailure(d) => Classified {
-            code: if d.is_timeout() {
-                "Timeout".into()
+        SdkError::TimeoutError(_) => with(
+            "Timeout".into(),
+            "no answer from AWS in time".into(),
+            FailureKind::Transient,
+            true,
+        ),
+        SdkError::DispatchFailure(d) => with(
+            if d.is_timeout() {
+                "Timeout"
             } else {
-                "NetworkError".into()
-            },
-            message: DisplayErrorContext(err).to_string(),
-            transient: true,
-            failover: !d.is_user(),
-        },
+                "NetworkError"
+            }
+            .into(),
+            DisplayErrorContext(err).to_string(),
+            FailureKind::Transient,
+            !d.is_user(),
+        ),
         SdkError::ResponseError(r) => {
             let status = r.raw().status().as_u16();
-            Classified {
-                code: format!("HTTP{status}"),
-                message: "unreadable response from AWS".into(),
-                transient: true,
-                failover: status >= 500 || status == 0,
-            }
+            with(
+                format!("HTTP{status}"),
+                "unreadable response from AWS".into(),
+                FailureKind::Transient,
+                status >= 500 || status == 0,
+            )
         }
-        _ => Classified {
-            code: "RequestFailed".into(),
-            message: DisplayErrorContext(err).to_string(),
-            transient: false,
-            failover: false,
-        },
+        _ => with(
+            "RequestFailed".into(),
+            DisplayErrorContext(err).to_string(),
+            FailureKind::Permanent,
+            false,
+        ),
     }
+}
+
+/// The TLS handshake refused the endpoint's certificate (unknown issuer,
+/// wrong name, expired): retrying cannot fix it, a CA bundle can.
+fn untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> Option<Classified> {
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![err];
+    // Bounded: error chains are short, this only guards against a cycle.
+    for _ in 0..64 {
+        let e = pending.pop()?;
+        if let Some(rustls::Error::InvalidCertificate(reason)) = e.downcast_ref::<rustls::Error>() {
+            return Some(Classified {
+                code: UNTRUSTED_CERTIFICATE.into(),
+                message: format!("the endpoint's TLS certificate is not trusted: {reason:?}"),
+                kind: FailureKind::Trust,
+                failover: false,
+            });
+        }
+        pending.extend(e.source());
+        // `io::Error::source` skips the error it wraps, where tokio-rustls puts rustls's.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            pending.push(inner);
+        }
+    }
+    None
 }
 
 /// An error answer the SDK could not decode (no `__type`/`x-amzn-errortype`):
 /// a query-protocol XML body (some emulators and gateways answer JSON APIs
 /// that way) still carries `<Code>` and `<Message>`; otherwise the HTTP
 /// status is all there is, and 401/403 mean the identity was refused.
-pub fn uncoded(status: u16, body: &[u8]) -> (String, String) {
+fn uncoded(status: u16, body: &[u8]) -> (String, String) {
     let text = String::from_utf8_lossy(body);
     let element = |name: &str| {
         let open = format!("<{name}>");
@@ -147,17 +245,17 @@ fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<Classifi
                 .any(|k| message.contains(k));
             // An expired projected token is replaced by the kubelet: retry.
             let expired = message.contains("ExpiredToken");
-            let (code, transient) = match c {
-                CredentialsError::CredentialsNotLoaded(_) => ("NoCredentials", false),
-                CredentialsError::InvalidConfiguration(_) => ("InvalidCredentialsConfig", false),
-                _ if expired => ("CredentialsExpired", true),
-                _ if denied => ("CredentialsDenied", false),
-                _ => ("CredentialsUnavailable", true),
+            let code = match c {
+                CredentialsError::CredentialsNotLoaded(_) => "NoCredentials",
+                CredentialsError::InvalidConfiguration(_) => "InvalidCredentialsConfig",
+                _ if expired => "CredentialsExpired",
+                _ if denied => "CredentialsDenied",
+                _ => "CredentialsUnavailable",
             };
             return Some(Classified {
+                kind: kind_of(code, None),
                 code: code.into(),
                 message,
-                transient,
                 failover: false,
             });
         }
@@ -167,7 +265,7 @@ fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<Classifi
 }
 
 /// A hint a person can act on, for the IAM `action` on `resource` in `region`.
-pub fn hint(code: &str, action: &str, resource: &str, region: &str) -> Option<String> {
+pub(crate) fn hint(code: &str, action: &str, resource: &str, region: &str) -> Option<String> {
     let h = match code {
         c if c.starts_with("AccessDenied") => format!(
             "the pod's IAM role needs {action} on {resource} (check its policy, \
@@ -196,9 +294,10 @@ pub fn hint(code: &str, action: &str, resource: &str, region: &str) -> Option<St
         "ExpiredTokenException" | "ExpiredToken" | "CredentialsExpired" => {
             "the credentials expired; they are refreshed on the next attempt".into()
         }
-        c if is_transient(c, None) => {
-            format!("AWS is throttling or failing in {region}; the agent retries")
-        }
+        UNTRUSTED_CERTIFICATE => "a proxy or VPC endpoint with a private CA? Add that CA: chart \
+             value agent.caBundle.pem or agent.caBundle.configMapRef (env \
+             SECRETS_INJECTOR_CA_BUNDLE), or SSL_CERT_FILE in the agent's env"
+            .into(),
         "NetworkError" | "Timeout" => format!(
             "check that the pod can reach the {} endpoint of {region} \
              (NetworkPolicy, VPC endpoint, proxy, AWS_ENDPOINT_URL*)",
@@ -206,6 +305,9 @@ pub fn hint(code: &str, action: &str, resource: &str, region: &str) -> Option<St
         ),
         "InvalidRequestException" | "InvalidParameterException" => {
             format!("AWS rejected the request for {resource}; check the reference and version")
+        }
+        c if kind_of(c, None).is_transient() => {
+            format!("AWS is throttling or failing in {region}; the agent retries")
         }
         _ => return None,
     };
@@ -217,43 +319,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transient_table() {
-        for c in [
-            "ThrottlingException",
-            "TooManyRequestsException",
-            "RequestLimitExceeded",
-            "InternalServiceError",
-            "ExpiredTokenException",
+    fn kind_table() {
+        use FailureKind::*;
+        for (code, kind) in [
+            ("ThrottlingException", Transient),
+            ("TooManyRequestsException", Transient),
+            ("RequestLimitExceeded", Transient),
+            ("InternalServiceError", Transient),
+            ("ExpiredTokenException", Transient),
+            ("AccessDeniedException", Denied),
+            ("AccessDenied", Denied),
+            ("KMSAccessDeniedException", Denied),
+            ("HTTP403", Denied),
+            ("ResourceNotFoundException", NotFound),
+            ("ParameterNotFound", NotFound),
+            ("ParameterVersionNotFound", NotFound),
+            ("DecryptionFailure", Permanent),
+            ("InvalidRequestException", Permanent),
+            ("InvalidParameterException", Permanent),
+            ("UntrustedCertificate", Trust),
         ] {
-            assert!(is_transient(c, Some(400)), "{c}");
+            assert_eq!(kind_of(code, Some(400)), kind, "{code}");
         }
-        for c in [
-            "AccessDeniedException",
-            "ResourceNotFoundException",
-            "ParameterNotFound",
-            "DecryptionFailure",
-            "InvalidRequestException",
-            "InvalidParameterException",
-        ] {
-            assert!(!is_transient(c, Some(400)), "{c}");
-        }
-        assert!(is_transient("Whatever", Some(503)));
+        assert_eq!(kind_of("Whatever", Some(503)), Transient);
+    }
+
+    #[test]
+    fn an_untrusted_certificate_deep_in_an_io_error_is_a_trust_failure() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        let outer = std::io::Error::other(io);
+        let c = untrusted_certificate(&outer).unwrap();
+        assert_eq!(
+            (c.code.as_str(), c.kind),
+            ("UntrustedCertificate", FailureKind::Trust)
+        );
+        assert!(c.message.contains("UnknownIssuer"), "{c:?}");
+        let h = hint(&c.code, "secretsmanager:GetSecretValue", "x", "r").unwrap();
+        assert!(
+            h.contains("SSL_CERT_FILE") && h.contains("agent.caBundle"),
+            "{h}"
+        );
+        assert!(untrusted_certificate(&std::io::Error::other("reset")).is_none());
     }
 
     #[test]
     fn credential_errors_expired_is_retried_denied_is_not() {
         let err = |m: &str| CredentialsError::provider_error(std::io::Error::other(m.to_string()));
         let c = credentials_error(&err("ExpiredTokenException: Token expired")).unwrap();
-        assert_eq!((c.code.as_str(), c.transient), ("CredentialsExpired", true));
+        assert_eq!(
+            (c.code.as_str(), c.kind),
+            ("CredentialsExpired", FailureKind::Transient)
+        );
         let c = credentials_error(&err("AccessDenied: not authorized to assume")).unwrap();
-        assert_eq!((c.code.as_str(), c.transient), ("CredentialsDenied", false));
+        assert_eq!(
+            (c.code.as_str(), c.kind),
+            ("CredentialsDenied", FailureKind::Denied)
+        );
         let c = credentials_error(&err("connection reset")).unwrap();
         assert_eq!(
-            (c.code.as_str(), c.transient),
-            ("CredentialsUnavailable", true)
+            (c.code.as_str(), c.kind),
+            ("CredentialsUnavailable", FailureKind::Transient)
         );
         let c = credentials_error(&CredentialsError::not_loaded("no identity")).unwrap();
-        assert_eq!((c.code.as_str(), c.transient), ("NoCredentials", false));
+        assert_eq!(
+            (c.code.as_str(), c.kind),
+            ("NoCredentials", FailureKind::Permanent)
+        );
         assert!(credentials_error(&std::io::Error::other("unrelated")).is_none());
     }
 

@@ -1,69 +1,30 @@
 //! Fetching secret values from Secrets Manager and SSM with the fewest calls.
-//! Knows AWS; knows nothing of files or formats.
+//! Knows AWS; knows nothing of files or formats. Results come back in spec
+//! order (`docs/decisions.md` "Calls are batched and deduplicated").
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use secrets_injector_shared::{SecretRef, SecretSpec};
 
 use crate::aws::Clients;
-use crate::classify::{Classified, classify, hint, is_transient};
+use crate::classify::{Classified, classify, hint};
+use crate::failure::{FailureKind, FetchFailure};
+use crate::value::SecretValue;
 
-/// A fetched value. Never `Debug`-printed with its contents.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Value {
-    Text(String),
-    Binary(Vec<u8>),
-}
+/// One result per spec, in the order of the specs given.
+pub type FetchOutcome = Vec<Result<SecretValue, FetchFailure>>;
 
-impl std::fmt::Debug for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Value::Text(s) => write!(f, "Text(<{} bytes redacted>)", s.len()),
-            Value::Binary(b) => write!(f, "Binary(<{} bytes redacted>)", b.len()),
-        }
-    }
-}
-
-/// The value of `specs[index]`.
-#[derive(Debug)]
-pub struct Fetched {
-    pub index: usize,
-    pub value: Value,
-}
-
-/// Why `specs[index]` could not be fetched. Carries no secret value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchFailure {
-    pub index: usize,
-    /// The reference as the user wrote it (`prod/db`, `ssm:/app/key`, ARN).
-    pub secret: String,
-    /// AWS error code (`AccessDeniedException`, `ResourceNotFoundException`, …) or a local one.
-    pub code: String,
-    pub message: String,
-    /// What the user can do, e.g. the IAM action that is missing.
-    pub hint: Option<String>,
-    /// Worth retrying (throttling, 5xx, network, expired credentials).
-    pub transient: bool,
-}
-
-/// Everything one fetch round produced.
-#[derive(Debug, Default)]
-pub struct FetchOutcome {
-    pub values: Vec<Fetched>,
-    pub failures: Vec<FetchFailure>,
-}
-
-/// Fetches `specs`; implemented over the AWS SDK clients (see `aws.rs`).
+/// Fetches `specs`; implemented over the AWS SDK clients by [`AwsFetcher`].
 pub trait Fetch {
     fn fetch(&self, specs: &[SecretSpec])
     -> impl std::future::Future<Output = FetchOutcome> + Send;
 }
 
 /// Secret ids per `BatchGetSecretValue` call (API maximum).
-pub const SM_BATCH: usize = 20;
+const SM_BATCH: usize = 20;
 /// Parameter names per `GetParameters` call (API maximum).
-pub const SSM_BATCH: usize = 10;
+const SSM_BATCH: usize = 10;
 /// Bound on `NextToken` pages of one batch, so a misbehaving endpoint cannot loop us.
 const MAX_PAGES: usize = 20;
 
@@ -137,18 +98,9 @@ impl Key {
     }
 }
 
-type Outcome = Result<Value, Classified>;
+type Outcome = Result<SecretValue, Classified>;
 
-fn local(code: &str, message: impl Into<String>) -> Classified {
-    Classified {
-        code: code.into(),
-        message: message.into(),
-        transient: false,
-        failover: false,
-    }
-}
-
-/// [`Fetch`] over the AWS SDK with the fewest calls (DESIGN §5).
+/// [`Fetch`] over the AWS SDK with the fewest calls.
 #[derive(Debug)]
 pub struct AwsFetcher {
     clients: Clients,
@@ -228,7 +180,7 @@ impl AwsFetcher {
                 Ok(out) => out,
                 Err(e) => {
                     let c = classify(&e);
-                    if c.code.starts_with("AccessDenied") {
+                    if c.denies_batch_calls() {
                         tracing::info!(
                             region,
                             "BatchGetSecretValue denied; reading secrets one by one with GetSecretValue from now on"
@@ -237,7 +189,7 @@ impl AwsFetcher {
                         return chunk.to_vec();
                     }
                     // Moto fails the whole batch for one unknown id; find which one by asking singly.
-                    if c.code == "ResourceNotFoundException" && chunk.len() > 1 {
+                    if c.kind == FailureKind::NotFound && chunk.len() > 1 {
                         return chunk.to_vec();
                     }
                     for k in chunk {
@@ -253,13 +205,10 @@ impl AwsFetcher {
                 }
             }
             for e in out.errors() {
-                let code = e.error_code().unwrap_or("UnknownError");
-                let c = Classified {
-                    code: code.to_string(),
-                    message: e.message().unwrap_or_default().to_string(),
-                    transient: is_transient(code, None),
-                    failover: false,
-                };
+                let c = Classified::local(
+                    e.error_code().unwrap_or("UnknownError"),
+                    e.message().unwrap_or_default(),
+                );
                 if let Some(id) = e.secret_id() {
                     found.insert(id.to_string(), Err(c));
                 }
@@ -316,7 +265,7 @@ impl AwsFetcher {
             Err(e) => {
                 let c = classify(&e);
                 // One bad version fails the whole call: split it to find which.
-                if c.code.starts_with("ParameterVersion") && chunk.len() > 1 {
+                if c.is_bad_parameter_version() && chunk.len() > 1 {
                     for k in chunk {
                         Box::pin(self.get_parameters(region, std::slice::from_ref(k), results))
                             .await;
@@ -337,7 +286,10 @@ impl AwsFetcher {
                 } else {
                     "ParameterNotFound"
                 };
-                Err(local(code, format!("parameter {sel} not found")))
+                Err(Classified::local(
+                    code,
+                    format!("parameter {sel} not found"),
+                ))
             } else {
                 // Moto omits the selector of pinned answers; the unpinned one is the newest.
                 let found = out
@@ -348,9 +300,11 @@ impl AwsFetcher {
                 match found {
                     Some(p) => p
                         .value()
-                        .map(|v| Value::Text(v.to_string()))
-                        .ok_or_else(|| local("EmptyParameter", "parameter has no value")),
-                    None => Err(local(
+                        .map(|v| SecretValue::Text(v.to_string()))
+                        .ok_or_else(|| {
+                            Classified::local("EmptyParameter", "parameter has no value")
+                        }),
+                    None => Err(Classified::local(
                         "ParameterNotFound",
                         format!("parameter {sel} missing from the GetParameters response"),
                     )),
@@ -404,9 +358,9 @@ fn parameter_matches(p: &aws_sdk_ssm::types::Parameter, k: &Key) -> bool {
 
 fn entry_value(text: Option<&str>, binary: Option<&aws_smithy_types::Blob>) -> Outcome {
     match (text, binary) {
-        (Some(s), _) => Ok(Value::Text(s.to_string())),
-        (None, Some(b)) => Ok(Value::Binary(b.as_ref().to_vec())),
-        (None, None) => Err(local(
+        (Some(s), _) => Ok(SecretValue::Text(s.to_string())),
+        (None, Some(b)) => Ok(SecretValue::Binary(b.as_ref().to_vec())),
+        (None, None) => Err(Classified::local(
             "EmptySecret",
             "the secret version has neither SecretString nor SecretBinary",
         )),
@@ -415,66 +369,64 @@ fn entry_value(text: Option<&str>, binary: Option<&aws_smithy_types::Blob>) -> O
 
 impl Fetch for AwsFetcher {
     async fn fetch(&self, specs: &[SecretSpec]) -> FetchOutcome {
-        let mut wanted: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
-        for (i, s) in specs.iter().enumerate() {
-            wanted
-                .entry(Key::new(&s.source, s, &self.clients.region))
-                .or_default()
-                .push(i);
-        }
-        let results = self.fetch_keys(wanted.keys().cloned().collect()).await;
-        // Each spec's answer: the primary one, or (None) its failover key's,
-        // all failover keys read together in as few calls as the primary.
-        let mut answers: Vec<(usize, Key, Option<Outcome>)> = Vec::new();
-        let mut failover_keys: Vec<Key> = Vec::new();
-        for (key, indices) in wanted {
-            let primary = results
-                .get(&key)
-                .cloned()
-                .unwrap_or_else(|| Err(local("NoResult", "no answer for this secret")));
-            for index in indices {
-                let spec = &specs[index];
-                match (&primary, &self.clients.failover_region) {
-                    (Err(c), Some(region)) if c.failover && *region != key.region => {
-                        tracing::warn!(secret = %spec.source, code = %c.code, failover_region = %region, "primary region failed; trying the failover region");
-                        let fk = failover_key(spec, region);
-                        if !failover_keys.contains(&fk) {
-                            failover_keys.push(fk.clone());
-                        }
-                        answers.push((index, fk, None));
-                    }
-                    _ => answers.push((index, key.clone(), Some(primary.clone()))),
+        let keys: Vec<Key> = specs
+            .iter()
+            .map(|s| Key::new(&s.source, s, &self.clients.region))
+            .collect();
+        let primary = self.fetch_keys(distinct(&keys)).await;
+        // A spec whose primary region looks down is read from the failover
+        // region; all of those are read together, in as few calls as the primary.
+        let failover_keys: Vec<Option<Key>> = specs
+            .iter()
+            .zip(&keys)
+            .map(|(spec, key)| match (primary.get(key), &self.clients.failover_region) {
+                (Some(Err(c)), Some(region)) if c.failover && *region != key.region => {
+                    tracing::warn!(secret = %spec.source, code = %c.code, failover_region = %region, "primary region failed; trying the failover region");
+                    Some(failover_key(spec, region))
                 }
-            }
-        }
-        let failover_results = if failover_keys.is_empty() {
-            Default::default()
+                _ => None,
+            })
+            .collect();
+        let wanted: Vec<Key> = failover_keys.iter().flatten().cloned().collect();
+        let failover = if wanted.is_empty() {
+            HashMap::new()
         } else {
-            self.fetch_keys(failover_keys).await
+            self.fetch_keys(distinct(&wanted)).await
         };
-        let mut outcome = FetchOutcome::default();
-        for (index, key, answer) in answers {
-            let r = answer.unwrap_or_else(|| {
-                failover_results
+        specs
+            .iter()
+            .zip(keys)
+            .zip(failover_keys)
+            .map(|((spec, key), failover_key)| {
+                let (key, answers) = match failover_key {
+                    Some(fk) => (fk, &failover),
+                    None => (key, &primary),
+                };
+                answers
                     .get(&key)
                     .cloned()
-                    .unwrap_or_else(|| Err(local("NoResult", "no answer in the failover region")))
-            });
-            let spec = &specs[index];
-            match r {
-                Ok(value) => outcome.values.push(Fetched { index, value }),
-                Err(c) => outcome.failures.push(FetchFailure {
-                    index,
-                    secret: spec.source.to_string(),
-                    hint: hint(&c.code, key.action(), &key.resource(), &key.region),
-                    code: c.code,
-                    message: c.message,
-                    transient: c.transient,
-                }),
-            }
-        }
-        outcome
+                    .unwrap_or_else(|| {
+                        Err(Classified::local("NoResult", "no answer for this secret"))
+                    })
+                    .map_err(|c| FetchFailure {
+                        secret: spec.source.to_string(),
+                        hint: hint(&c.code, key.action(), &key.resource(), &key.region),
+                        code: c.code,
+                        message: c.message,
+                        kind: c.kind,
+                    })
+            })
+            .collect()
     }
+}
+
+/// Each key once: identical references across specs are fetched once.
+fn distinct(keys: &[Key]) -> Vec<Key> {
+    keys.iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,17 +1,27 @@
 //! secrets-injector agent: fetch with the pod's identity, split, write atomically.
+//!
+//! Layout: `cli` (process start) → `run` (init/sidecar loops over any
+//! `fetch::Fetch`) → `fetch` (AWS calls, `aws` builds the clients,
+//! `classify` gives every AWS error its `failure::FailureKind`) → `split`
+//! (a `value::SecretValue` into files) → `write` (atomic file set), then
+//! `notify` (`on-change`) and `termination` (the kubelet's message).
 
-pub mod args;
+mod args;
 pub mod aws;
-pub mod classify;
-pub mod config;
-pub mod error;
+mod classify;
+mod cli;
+mod config;
+mod error;
+pub mod failure;
 pub mod fetch;
-pub mod notify;
-pub mod probe;
+mod notify;
+mod probe;
 pub mod run;
 pub mod split;
-pub mod termination;
+mod termination;
+pub mod value;
 pub mod wrapper;
 pub mod write;
 
+pub use cli::main;
 pub use error::Error;

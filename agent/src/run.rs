@@ -9,26 +9,25 @@ use std::time::{Duration, Instant};
 use secrets_injector_shared::{AgentConfig, Mode};
 use tokio_util::sync::CancellationToken;
 
-use crate::fetch::{Fetch, FetchFailure, FetchOutcome};
+use crate::failure::{FailureKind, FetchFailure};
+use crate::fetch::{Fetch, FetchOutcome};
 use crate::split::{OutFile, render};
 use crate::{notify, termination, write};
 
 /// First retry delay for transient errors; doubles up to [`BACKOFF_CAP`].
-pub const BACKOFF_INITIAL: Duration = Duration::from_millis(200);
-pub const BACKOFF_CAP: Duration = Duration::from_secs(5);
+const BACKOFF_INITIAL: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// Local failure codes (not AWS's): a value that does not fit its format or jmesPath.
-pub const CODE_RENDER: &str = "InvalidSecretValue";
+const CODE_RENDER: &str = "InvalidSecretValue";
 /// No answer from the fetcher before the startup timeout.
-pub const CODE_TIMEOUT: &str = "Timeout";
+const CODE_TIMEOUT: &str = "Timeout";
 /// The fetcher returned neither a value nor a failure for a secret.
-pub const CODE_NO_VALUE: &str = "NoValue";
-/// Writing the files failed.
-pub const CODE_WRITE: &str = "WriteFailed";
+const CODE_NO_VALUE: &str = "NoValue";
 
 /// Everything the loops need besides the config and the fetcher.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct RunSettings {
     /// The mount path on this machine (root prefix applied).
     pub mount_dir: PathBuf,
     pub termination_log: PathBuf,
@@ -42,10 +41,10 @@ pub struct Settings {
     pub backoff_cap: Duration,
 }
 
-impl Settings {
+impl RunSettings {
     /// Settings from the config, with the pod's paths as given.
-    pub fn new(cfg: &AgentConfig, mount_dir: PathBuf, termination_log: PathBuf) -> Settings {
-        Settings {
+    pub fn new(cfg: &AgentConfig, mount_dir: PathBuf, termination_log: PathBuf) -> RunSettings {
+        RunSettings {
             mount_dir,
             termination_log,
             once: false,
@@ -81,67 +80,59 @@ impl Exit {
 
 /// The files of one successful round.
 #[derive(Debug)]
-pub struct Rendered {
-    pub files: Vec<OutFile>,
-    pub fetched: usize,
+struct Rendered {
+    files: Vec<OutFile>,
+    fetched: usize,
     /// Optional secrets skipped: not found, or still unavailable at the startup timeout (logged).
-    pub skipped: Vec<String>,
+    skipped: Vec<String>,
 }
 
-/// AWS codes that mean "this secret does not exist".
-pub fn is_not_found(code: &str) -> bool {
-    matches!(
-        code,
-        "ResourceNotFoundException"
-            | "ParameterNotFound"
-            | "ParameterVersionNotFound"
-            | "InvalidParameters"
-    )
-}
-
-/// Turn one fetch outcome into the full file set, or every failure of the round.
-/// Optional secrets that are not found are skipped — and, on the `last_chance`
-/// (the startup timeout has passed), those still failing transiently too;
-/// render errors are permanent.
-pub fn collect(
+/// Turn one fetch outcome (one result per spec, in spec order) into the full
+/// file set, or every failure of the round in config order. Optional secrets
+/// that are not found are skipped — and, on the `last_chance` (the startup
+/// timeout has passed), those still failing transiently too; render errors
+/// are permanent.
+fn collect(
     cfg: &AgentConfig,
-    mut outcome: FetchOutcome,
+    outcome: FetchOutcome,
     last_chance: bool,
 ) -> Result<Rendered, Vec<FetchFailure>> {
     let mut failures = Vec::new();
     let mut skipped = Vec::new();
     let mut files = Vec::new();
     let mut fetched = 0;
-    for (index, spec) in cfg.secrets.iter().enumerate() {
+    let mut results = outcome.into_iter();
+    for spec in &cfg.secrets {
         let secret = spec.source.to_string();
-        if let Some(pos) = outcome.failures.iter().position(|f| f.index == index) {
-            let f = outcome.failures.swap_remove(pos);
-            if spec.optional && (is_not_found(&f.code) || (last_chance && f.transient)) {
-                skipped.push(secret);
-            } else {
-                failures.push(f);
+        let value = match results.next() {
+            Some(Ok(value)) => value,
+            Some(Err(f)) => {
+                let skippable =
+                    f.kind == FailureKind::NotFound || (last_chance && f.is_transient());
+                if spec.optional && skippable {
+                    skipped.push(secret);
+                } else {
+                    failures.push(f);
+                }
+                continue;
             }
-            continue;
-        }
-        let Some(pos) = outcome.values.iter().position(|v| v.index == index) else {
-            failures.push(FetchFailure {
-                index,
-                secret,
-                code: CODE_NO_VALUE.into(),
-                message: "the fetcher returned no value for this secret".into(),
-                hint: None,
-                transient: true,
-            });
-            continue;
+            None => {
+                failures.push(FetchFailure {
+                    secret,
+                    code: CODE_NO_VALUE.into(),
+                    message: "the fetcher returned no value for this secret".into(),
+                    hint: None,
+                    kind: FailureKind::Transient,
+                });
+                continue;
+            }
         };
-        let value = outcome.values.swap_remove(pos).value;
         match render(spec, &value, cfg.mode_for(spec)) {
             Ok(mut f) => {
                 fetched += 1;
                 files.append(&mut f);
             }
             Err(e) => failures.push(FetchFailure {
-                index,
                 secret,
                 code: CODE_RENDER.into(),
                 message: match e {
@@ -152,7 +143,7 @@ pub fn collect(
                     "check the secret's format and jmesPath settings against the structure of its value"
                         .into(),
                 ),
-                transient: false,
+                kind: FailureKind::Permanent,
             }),
         }
     }
@@ -163,7 +154,6 @@ pub fn collect(
             skipped,
         })
     } else {
-        failures.sort_by_key(|f| f.index);
         Err(failures)
     }
 }
@@ -175,25 +165,18 @@ fn full_jitter(d: Duration) -> Duration {
 }
 
 /// `d` ±10%.
-pub fn refresh_jitter(d: Duration) -> Duration {
+fn refresh_jitter(d: Duration) -> Duration {
     d.mul_f64(rand::random_range(0.9..=1.1))
 }
 
 enum First {
-    Written { changed: bool },
+    Written {
+        changed: bool,
+    },
     Failed(Vec<FetchFailure>),
+    /// Every secret was ready, but the file set could not be written.
+    WriteFailed(crate::Error),
     Interrupted,
-}
-
-fn write_failure(e: &crate::Error) -> FetchFailure {
-    FetchFailure {
-        index: usize::MAX,
-        secret: "(all)".into(),
-        code: CODE_WRITE.into(),
-        message: e.to_string(),
-        hint: Some("check that the secrets volume is mounted writable for the agent".into()),
-        transient: false,
-    }
 }
 
 /// Fetch, retrying transient failures with backoff until the startup timeout,
@@ -201,7 +184,7 @@ fn write_failure(e: &crate::Error) -> FetchFailure {
 async fn first_write<F: Fetch>(
     cfg: &AgentConfig,
     fetcher: &F,
-    s: &Settings,
+    s: &RunSettings,
     shutdown: &CancellationToken,
 ) -> First {
     let deadline = Instant::now() + s.startup_timeout;
@@ -260,12 +243,12 @@ async fn first_write<F: Fetch>(
                         );
                         First::Written { changed }
                     }
-                    Err(e) => First::Failed(vec![write_failure(&e)]),
+                    Err(e) => First::WriteFailed(e),
                 };
             }
             Err(f) => f,
         };
-        let permanent = failures.iter().any(|f| !f.transient);
+        let permanent = failures.iter().any(|f| !f.is_transient());
         let now = Instant::now();
         if permanent || now >= deadline {
             return First::Failed(failures);
@@ -287,10 +270,8 @@ async fn first_write<F: Fetch>(
 fn timeout_failures(cfg: &AgentConfig, timeout: Duration) -> Vec<FetchFailure> {
     cfg.secrets
         .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.optional)
-        .map(|(index, s)| FetchFailure {
-            index,
+        .filter(|s| !s.optional)
+        .map(|s| FetchFailure {
             secret: s.source.to_string(),
             code: CODE_TIMEOUT.into(),
             message: format!("no answer from AWS within the startup timeout of {timeout:?}"),
@@ -298,7 +279,7 @@ fn timeout_failures(cfg: &AgentConfig, timeout: Duration) -> Vec<FetchFailure> {
                 "check network access to the Secrets Manager/SSM endpoints, or raise secrets-injector.io/startup-timeout"
                     .into(),
             ),
-            transient: true,
+            kind: FailureKind::Transient,
         })
         .collect()
 }
@@ -307,7 +288,7 @@ fn timeout_failures(cfg: &AgentConfig, timeout: Duration) -> Vec<FetchFailure> {
 pub async fn run<F: Fetch>(
     cfg: &AgentConfig,
     fetcher: &F,
-    s: &Settings,
+    s: &RunSettings,
     shutdown: CancellationToken,
 ) -> Exit {
     let had_data = s.mount_dir.join(write::DATA_DIR).exists();
@@ -320,10 +301,13 @@ pub async fn run<F: Fetch>(
             for f in &failures {
                 tracing::error!(error = %termination::line(f), "secret not available");
             }
-            let msg = termination::message(&failures);
-            if let Err(e) = termination::write(&s.termination_log, &msg) {
-                tracing::warn!(path = %s.termination_log.display(), error = %e, "cannot write the termination log");
-            }
+            write_termination_log(s, &termination::message(&failures));
+            return Exit::Failed;
+        }
+        First::WriteFailed(e) => {
+            let line = termination::write_failure_line(&e);
+            tracing::error!(error = %line, "cannot write the secrets");
+            write_termination_log(s, &format!("{line}\n"));
             return Exit::Failed;
         }
         First::Written { changed } => {
@@ -340,6 +324,12 @@ pub async fn run<F: Fetch>(
     Exit::Done
 }
 
+fn write_termination_log(s: &RunSettings, message: &str) {
+    if let Err(e) = termination::write(&s.termination_log, message) {
+        tracing::warn!(path = %s.termination_log.display(), error = %e, "cannot write the termination log");
+    }
+}
+
 async fn on_change(cfg: &AgentConfig) {
     let Some(action) = &cfg.on_change else { return };
     match notify::run(action).await {
@@ -352,7 +342,7 @@ async fn on_change(cfg: &AgentConfig) {
 async fn sidecar<F: Fetch>(
     cfg: &AgentConfig,
     fetcher: &F,
-    s: &Settings,
+    s: &RunSettings,
     shutdown: CancellationToken,
 ) {
     let mut errors_total: u64 = 0;

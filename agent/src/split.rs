@@ -6,7 +6,7 @@ use secrets_injector_shared::{Format, SecretSpec};
 use serde_json::Value as Json;
 
 use crate::Error;
-use crate::fetch::Value;
+use crate::value::SecretValue;
 
 /// One file to write, relative to the mount path.
 pub struct OutFile {
@@ -29,7 +29,7 @@ impl std::fmt::Debug for OutFile {
 
 /// Render `value` of `spec` into its files: the main file (or directory for
 /// `files`) in the spec's format, then one file per JMESPath entry.
-pub fn render(spec: &SecretSpec, value: &Value, mode: u32) -> Result<Vec<OutFile>, Error> {
+pub fn render(spec: &SecretSpec, value: &SecretValue, mode: u32) -> Result<Vec<OutFile>, Error> {
     let secret = spec.source.to_string();
     let err = |message: String| Error::Render {
         secret: secret.clone(),
@@ -53,7 +53,7 @@ pub fn render(spec: &SecretSpec, value: &Value, mode: u32) -> Result<Vec<OutFile
     };
     let mut out = Vec::new();
     match (spec.format, &json) {
-        (Format::Raw, _) => out.push(file(spec.path.clone(), bytes(value).to_vec())),
+        (Format::Raw, _) => out.push(file(spec.path.clone(), value.bytes().to_vec())),
         (Format::Json, Some(j)) => out.push(file(spec.path.clone(), pretty_json(j))),
         (Format::Yaml, Some(j)) => {
             let yaml = serde_yaml_ng::to_string(j)
@@ -94,15 +94,8 @@ pub fn render(spec: &SecretSpec, value: &Value, mode: u32) -> Result<Vec<OutFile
     Ok(out)
 }
 
-fn bytes(value: &Value) -> &[u8] {
-    match value {
-        Value::Text(s) => s.as_bytes(),
-        Value::Binary(b) => b,
-    }
-}
-
-fn parse_json(value: &Value) -> Option<Json> {
-    serde_json::from_slice(bytes(value)).ok()
+fn parse_json(value: &SecretValue) -> Option<Json> {
+    serde_json::from_slice(value.bytes()).ok()
 }
 
 fn pretty_json(j: &Json) -> Vec<u8> {

@@ -3,18 +3,38 @@
 
 use std::path::Path;
 
-use crate::fetch::FetchFailure;
+use crate::failure::FetchFailure;
+
+/// Code of the line written when every secret was ready but the files could not be written.
+const CODE_WRITE: &str = "WriteFailed";
 
 /// `secret <ref>: <code>: <message>. hint: <hint>` on one line.
 pub fn line(f: &FetchFailure) -> String {
+    compose(
+        &format!("secret {}", f.secret),
+        &f.code,
+        &f.message,
+        f.hint.as_deref(),
+    )
+}
+
+/// `writing the secrets: WriteFailed: <error>. hint: …` on one line.
+pub fn write_failure_line(e: &crate::Error) -> String {
+    compose(
+        "writing the secrets",
+        CODE_WRITE,
+        &e.to_string(),
+        Some("check that the secrets volume is mounted writable for the agent"),
+    )
+}
+
+fn compose(subject: &str, code: &str, message: &str, hint: Option<&str>) -> String {
     let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let message = one_line(&f.message);
+    let message = one_line(message);
     let message = message.trim_end_matches('.');
-    match f.hint.as_deref().map(one_line) {
-        Some(hint) if !hint.is_empty() => {
-            format!("secret {}: {}: {message}. hint: {hint}", f.secret, f.code)
-        }
-        _ => format!("secret {}: {}: {message}", f.secret, f.code),
+    match hint.map(one_line) {
+        Some(hint) if !hint.is_empty() => format!("{subject}: {code}: {message}. hint: {hint}"),
+        _ => format!("{subject}: {code}: {message}"),
     }
 }
 
@@ -31,15 +51,15 @@ pub fn write(path: &Path, message: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::FailureKind;
 
     fn failure(hint: Option<&str>) -> FetchFailure {
         FetchFailure {
-            index: 0,
             secret: "prod/db".into(),
             code: "AccessDeniedException".into(),
             message: "User is not\nauthorized.".into(),
             hint: hint.map(str::to_string),
-            transient: false,
+            kind: FailureKind::Denied,
         }
     }
 
@@ -49,6 +69,19 @@ mod tests {
             line(&failure(Some("allow secretsmanager:GetSecretValue"))),
             "secret prod/db: AccessDeniedException: User is not authorized. \
              hint: allow secretsmanager:GetSecretValue"
+        );
+    }
+
+    #[test]
+    fn a_write_failure_names_the_files_not_a_secret() {
+        let e = crate::Error::Write {
+            path: "/mnt/secrets/..data".into(),
+            message: "Read-only file system".into(),
+        };
+        assert_eq!(
+            write_failure_line(&e),
+            "writing the secrets: WriteFailed: writing /mnt/secrets/..data: Read-only file system. \
+             hint: check that the secrets volume is mounted writable for the agent"
         );
     }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use fault_proxy::FaultProxy;
 use secrets_injector_agent::aws::{Env, Identity, clients, clients_with};
-use secrets_injector_agent::fetch::{AwsFetcher, Fetch, Value};
+use secrets_injector_agent::fetch::{AwsFetcher, Fetch};
+use secrets_injector_agent::value::SecretValue as Value;
 use secrets_injector_shared::{AgentConfig, SecretRef, SecretSpec};
 use secrets_injector_tests::Moto;
 use secrets_injector_tests::agent::{CredentialsServer, POD_IDENTITY_TOKEN};
@@ -32,9 +33,9 @@ fn cfg_for(id: &str) -> (AgentConfig, Vec<SecretSpec>) {
 
 async fn fetch_text(f: &AwsFetcher, specs: &[SecretSpec]) -> String {
     let o = f.fetch(specs).await;
-    match o.values.first().map(|v| &v.value) {
-        Some(Value::Text(s)) => s.clone(),
-        _ => panic!("no value: {:?}", o.failures),
+    match o.first() {
+        Some(Ok(Value::Text(s))) => s.clone(),
+        other => panic!("no value: {other:?}"),
     }
 }
 
@@ -85,8 +86,8 @@ async fn missing_token_file_is_a_permanent_failure_naming_it() {
     let (cfg, specs) = cfg_for("x");
     let f = AwsFetcher::new(clients_with(&cfg, &env).await.unwrap());
     let o = f.fetch(&specs).await;
-    let fail = &o.failures[0];
-    assert!(!fail.transient, "{fail:?}");
+    let fail = o[0].as_ref().unwrap_err();
+    assert!(!fail.is_transient(), "{fail:?}");
     assert!(fail.message.contains("/nonexistent/token"), "{fail:?}");
     assert!(fail.hint.as_deref().unwrap().contains("IRSA"), "{fail:?}");
 }

@@ -8,7 +8,8 @@ use aws_sdk_secretsmanager::types::{ApiErrorType, SecretValueEntry};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_types::Blob;
 use secrets_injector_agent::aws::Clients;
-use secrets_injector_agent::fetch::{AwsFetcher, Fetch, Value};
+use secrets_injector_agent::fetch::{AwsFetcher, Fetch};
+use secrets_injector_agent::value::SecretValue as Value;
 use secrets_injector_shared::{SecretRef, SecretSpec};
 
 const CANARY: &str = "CANARY-mocked-91b2";
@@ -65,20 +66,20 @@ async fn per_id_errors_and_pages_of_one_batch() {
     let o = f.fetch(&specs).await;
     assert_eq!(page1.num_calls(), 1);
     assert_eq!(page2.num_calls(), 1);
-    assert_eq!(o.values.len(), 2, "{o:?}");
-    for v in &o.values {
-        match (v.index, &v.value) {
-            (0, Value::Text(s)) => assert_eq!(s, CANARY),
-            (2, Value::Binary(b)) => assert_eq!(b, &[0, 1, 2]),
-            other => panic!("unexpected {other:?}"),
+    assert_eq!(o.iter().filter(|r| r.is_ok()).count(), 2, "{o:?}");
+    match (&o[0], &o[2]) {
+        (Ok(Value::Text(s)), Ok(Value::Binary(b))) => {
+            assert_eq!(s, CANARY);
+            assert_eq!(b, &[0, 1, 2]);
         }
+        other => panic!("unexpected {other:?}"),
     }
-    let b = o.failures.iter().find(|x| x.index == 1).unwrap();
+    let b = o[1].as_ref().unwrap_err();
     assert_eq!(b.code, "ResourceNotFoundException");
-    assert!(!b.transient);
-    let d = o.failures.iter().find(|x| x.index == 3).unwrap();
+    assert!(!b.is_transient());
+    let d = o[3].as_ref().unwrap_err();
     assert_eq!(d.code, "AccessDeniedException");
-    assert!(!d.transient);
+    assert!(!d.is_transient());
     assert!(
         d.hint.as_deref().unwrap().contains(
             "secretsmanager:GetSecretValue on arn:aws:secretsmanager:us-east-1:*:secret:d-*"

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use fault_proxy::{Fault, FaultProxy, Rule};
 use secrets_injector_agent::aws::{Env, clients_with};
-use secrets_injector_agent::fetch::{AwsFetcher, Fetch, FetchOutcome, Value};
+use secrets_injector_agent::failure::FetchFailure;
+use secrets_injector_agent::fetch::{AwsFetcher, Fetch, FetchOutcome};
+use secrets_injector_agent::value::SecretValue as Value;
 use secrets_injector_shared::{AgentConfig, SecretRef, SecretSpec};
 use secrets_injector_tests::Moto;
 
@@ -34,19 +36,28 @@ fn spec(r: &str) -> SecretSpec {
 }
 
 fn text(o: &FetchOutcome, index: usize) -> String {
-    match o.values.iter().find(|v| v.index == index).map(|v| &v.value) {
-        Some(Value::Text(s)) => s.clone(),
-        other => panic!(
-            "no text value for #{index}: {other:?}; failures {:?}",
-            o.failures
-        ),
+    match o.get(index) {
+        Some(Ok(Value::Text(s))) => s.clone(),
+        other => panic!("no text value for #{index}: {other:?}; outcome {o:?}"),
+    }
+}
+
+/// The failures of an outcome, in spec order.
+fn failures(o: &FetchOutcome) -> Vec<&FetchFailure> {
+    o.iter().filter_map(|r| r.as_ref().err()).collect()
+}
+
+fn failure(o: &FetchOutcome, index: usize) -> &FetchFailure {
+    match o.get(index) {
+        Some(Err(f)) => f,
+        other => panic!("no failure for #{index}: {other:?}"),
     }
 }
 
 fn assert_no_canary(o: &FetchOutcome) {
     let dump = format!("{o:?}");
     assert!(!dump.contains(CANARY), "canary leaked into Debug: {dump}");
-    for f in &o.failures {
+    for f in failures(o) {
         let all = format!("{} {} {:?}", f.message, f.code, f.hint);
         assert!(!all.contains(CANARY), "canary leaked into a failure: {all}");
     }
@@ -106,7 +117,7 @@ print(west)
     };
     let f = fetcher(&cfg, &proxy.endpoint()).await;
     let o = f.fetch(&specs).await;
-    assert!(o.failures.is_empty(), "{:?}", o.failures);
+    assert!(failures(&o).is_empty(), "{:?}", failures(&o));
     assert!(text(&o, 0).contains(CANARY));
     assert_eq!(
         text(&o, 11),
@@ -114,8 +125,8 @@ print(west)
         "deduplicated ref gives the same value"
     );
     assert_eq!(text(&o, 1), "plain-value");
-    match &o.values.iter().find(|v| v.index == 2).unwrap().value {
-        Value::Binary(b) => assert_eq!(b, &[0, 159, 146, 150, 255]),
+    match &o[2] {
+        Ok(Value::Binary(b)) => assert_eq!(b, &[0, 159, 146, 150, 255]),
         other => panic!("binary secret came back as {other:?}"),
     }
     assert_eq!(text(&o, 3), "v2");
@@ -152,7 +163,7 @@ for i in range(25):
         proxy.reset_counts();
         let specs: Vec<_> = (0..n).map(|i| spec(&format!("s/{i:02}"))).collect();
         let o = f.fetch(&specs).await;
-        assert!(o.failures.is_empty(), "{:?}", o.failures);
+        assert!(failures(&o).is_empty(), "{:?}", failures(&o));
         for i in 0..n {
             assert_eq!(text(&o, i), format!("value-{i}"));
         }
@@ -163,7 +174,7 @@ for i in range(25):
         proxy.reset_counts();
         let specs: Vec<_> = (0..n).map(|i| spec(&format!("ssm:/p/{i:02}"))).collect();
         let o = f.fetch(&specs).await;
-        assert!(o.failures.is_empty(), "{:?}", o.failures);
+        assert!(failures(&o).is_empty(), "{:?}", failures(&o));
         for i in 0..n {
             assert_eq!(text(&o, i), format!("param-{i}"));
         }
@@ -175,7 +186,7 @@ for i in range(25):
         s.version_stage = Some("AWSCURRENT".into());
     }
     let o = f.fetch(&specs).await;
-    assert!(o.failures.is_empty(), "{:?}", o.failures);
+    assert!(failures(&o).is_empty(), "{:?}", failures(&o));
     assert_eq!(
         proxy.count("GetSecretValue"),
         3,
@@ -205,16 +216,16 @@ async fn missing_secret_in_a_batch_fails_alone_with_a_hint() {
     let o = fetcher(&cfg, &proxy.endpoint()).await.fetch(&specs).await;
     assert_eq!(text(&o, 0), CANARY);
     assert_eq!(text(&o, 2), CANARY);
-    assert_eq!(o.failures.len(), 2, "{:?}", o.failures);
-    let sm = o.failures.iter().find(|f| f.index == 1).unwrap();
+    assert_eq!(failures(&o).len(), 2, "{:?}", failures(&o));
+    let sm = failure(&o, 1);
     assert_eq!(sm.code, "ResourceNotFoundException");
     assert_eq!(sm.secret, "missing/one");
-    assert!(!sm.transient);
+    assert!(!sm.is_transient());
     assert!(sm.hint.as_deref().unwrap().contains("us-east-1"), "{sm:?}");
-    let p = o.failures.iter().find(|f| f.index == 3).unwrap();
+    let p = failure(&o, 3);
     assert_eq!(p.code, "ParameterNotFound");
     assert_eq!(p.secret, "ssm:/missing");
-    assert!(!p.transient);
+    assert!(!p.is_transient());
     assert_no_canary(&o);
 }
 
@@ -233,7 +244,7 @@ async fn access_denied_on_batch_falls_back_to_get_secret_value_and_remembers() {
     let f = fetcher(&AgentConfig::default(), &proxy.endpoint()).await;
     for round in 0..2 {
         let o = f.fetch(&specs).await;
-        assert!(o.failures.is_empty(), "{:?}", o.failures);
+        assert!(failures(&o).is_empty(), "{:?}", failures(&o));
         for i in 0..3 {
             assert_eq!(text(&o, i), format!("v{i}"));
         }
@@ -248,9 +259,9 @@ async fn access_denied_on_batch_falls_back_to_get_secret_value_and_remembers() {
         fault: Fault::Error(400, "AccessDeniedException"),
     }]);
     let o = f.fetch(&specs[..1]).await;
-    let fail = &o.failures[0];
+    let fail = failure(&o, 0);
     assert_eq!(fail.code, "AccessDeniedException");
-    assert!(!fail.transient);
+    assert!(!fail.is_transient());
     let hint = fail.hint.as_deref().unwrap();
     assert!(
         hint.contains(
@@ -293,16 +304,16 @@ async fn faults_are_transient_and_a_later_fetch_succeeds() {
             fault: fault.clone(),
         }]);
         let o = f.fetch(&specs).await;
-        assert!(o.values.is_empty(), "{fault:?}: {:?}", o.values);
-        assert_eq!(o.failures.len(), 2, "{fault:?}");
-        for fail in &o.failures {
-            assert!(fail.transient, "{fault:?} → {fail:?}");
+        assert!(o.iter().all(Result::is_err), "{fault:?}: {o:?}");
+        assert_eq!(failures(&o).len(), 2, "{fault:?}");
+        for fail in failures(&o) {
+            assert!(fail.is_transient(), "{fault:?} → {fail:?}");
             assert_eq!(fail.code, code, "{fault:?} → {fail:?}");
         }
         assert_no_canary(&o);
         proxy.set_rules(Vec::new());
         let o = f.fetch(&specs).await;
-        assert!(o.failures.is_empty(), "after {fault:?}: {:?}", o.failures);
+        assert!(failures(&o).is_empty(), "after {fault:?}: {o:?}");
         assert_eq!(text(&o, 0), CANARY);
         assert_eq!(text(&o, 1), CANARY);
     }
@@ -336,7 +347,7 @@ client('secretsmanager', 'us-west-2').create_secret(Name='fo-replica', SecretStr
     }]);
     proxy.reset_counts();
     let o = f.fetch(&specs).await;
-    assert!(o.failures.is_empty(), "{:?}", o.failures);
+    assert!(failures(&o).is_empty(), "{:?}", failures(&o));
     assert_eq!(text(&o, 0), "from-us-west-2");
     assert_eq!(text(&o, 1), "param-us-west-2");
     assert_eq!(text(&o, 2), "replica", "the failover object is read");
@@ -356,8 +367,8 @@ client('secretsmanager', 'us-west-2').create_secret(Name='fo-replica', SecretStr
         fault: Fault::Error(400, "AccessDeniedException"),
     }]);
     let o = f.fetch(&specs[..1]).await;
-    assert_eq!(o.failures.len(), 1, "{:?}", o.values);
-    assert_eq!(o.failures[0].code, "AccessDeniedException");
+    assert_eq!(failures(&o).len(), 1, "{o:?}");
+    assert_eq!(failure(&o, 0).code, "AccessDeniedException");
 }
 
 /// The whole init loop (`run::run`) over the real fetcher: throttling, resets
@@ -365,7 +376,7 @@ client('secretsmanager', 'us-west-2').create_secret(Name='fo-replica', SecretStr
 /// the startup timeout; the files then hold the values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_rides_out_transient_faults_through_the_run_loop() {
-    use secrets_injector_agent::run::{Exit, Settings, run};
+    use secrets_injector_agent::run::{Exit, RunSettings, run};
     use secrets_injector_shared::Mode;
     use tokio_util::sync::CancellationToken;
 
@@ -386,7 +397,7 @@ async fn init_rides_out_transient_faults_through_the_run_loop() {
     let dir = tempfile::tempdir().unwrap();
     let mount = dir.path().join("mnt");
     std::fs::create_dir_all(&mount).unwrap();
-    let mut s = Settings::new(&cfg, mount.clone(), dir.path().join("termination-log"));
+    let mut s = RunSettings::new(&cfg, mount.clone(), dir.path().join("termination-log"));
     s.backoff_initial = Duration::from_millis(50);
     s.backoff_cap = Duration::from_millis(200);
 

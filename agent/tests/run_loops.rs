@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use secrets_injector_agent::fetch::{Fetch, FetchFailure, FetchOutcome, Fetched, Value};
-use secrets_injector_agent::run::{Exit, Settings, run};
+use secrets_injector_agent::failure::{FailureKind, FetchFailure};
+use secrets_injector_agent::fetch::{Fetch, FetchOutcome};
+use secrets_injector_agent::run::{Exit, RunSettings, run};
+use secrets_injector_agent::value::SecretValue as Value;
 use secrets_injector_shared::{AgentConfig, JmesPathEntry, Mode, OnChange, SecretRef, SecretSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -41,25 +43,19 @@ impl Fetch for Fake {
 }
 
 fn ok_all(specs: &[SecretSpec], value: &str) -> FetchOutcome {
-    FetchOutcome {
-        values: (0..specs.len())
-            .map(|index| Fetched {
-                index,
-                value: Value::Text(value.to_string()),
-            })
-            .collect(),
-        failures: vec![],
-    }
+    specs
+        .iter()
+        .map(|_| Ok(Value::Text(value.to_string())))
+        .collect()
 }
 
-fn failure(index: usize, secret: &str, code: &str, transient: bool) -> FetchFailure {
+fn failure(secret: &str, code: &str, kind: FailureKind) -> FetchFailure {
     FetchFailure {
-        index,
         secret: secret.into(),
         code: code.into(),
         message: format!("{code} happened."),
         hint: Some(format!("fix {code}")),
-        transient,
+        kind,
     }
 }
 
@@ -75,10 +71,10 @@ fn cfg(mode: Mode, refs: &[&str]) -> AgentConfig {
     }
 }
 
-fn settings(dir: &Path, cfg: &AgentConfig) -> Settings {
+fn settings(dir: &Path, cfg: &AgentConfig) -> RunSettings {
     let mount = dir.join("mnt");
     std::fs::create_dir_all(&mount).unwrap();
-    let mut s = Settings::new(cfg, mount, dir.join("termination-log"));
+    let mut s = RunSettings::new(cfg, mount, dir.join("termination-log"));
     s.backoff_initial = Duration::from_millis(10);
     s.backoff_cap = Duration::from_millis(50);
     s.refresh = Duration::from_millis(50);
@@ -94,7 +90,7 @@ fn entries(dir: &Path) -> Vec<String> {
     v
 }
 
-async fn run_bounded<F: Fetch>(c: &AgentConfig, f: &F, s: &Settings) -> Exit {
+async fn run_bounded<F: Fetch>(c: &AgentConfig, f: &F, s: &RunSettings) -> Exit {
     tokio::time::timeout(WAIT, run(c, f, s, CancellationToken::new()))
         .await
         .expect("run finished")
@@ -107,10 +103,14 @@ async fn transient_failures_are_retried_until_success() {
     let s = settings(dir.path(), &c);
     let fake = Fake::new(|n, specs| {
         if n < 3 {
-            FetchOutcome {
-                values: vec![],
-                failures: vec![failure(1, "ssm:/app/key", "ThrottlingException", true)],
-            }
+            vec![
+                Ok(Value::Text("v".into())),
+                Err(failure(
+                    "ssm:/app/key",
+                    "ThrottlingException",
+                    FailureKind::Transient,
+                )),
+            ]
         } else {
             ok_all(specs, "v")
         }
@@ -129,15 +129,20 @@ async fn permanent_failure_stops_at_once_and_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(Mode::Init, &["prod/db", "prod/other", "ssm:/app/key"]);
     let s = settings(dir.path(), &c);
-    let fake = Fake::new(|_, _| FetchOutcome {
-        values: vec![Fetched {
-            index: 1,
-            value: Value::Text(CANARY.into()),
-        }],
-        failures: vec![
-            failure(2, "ssm:/app/key", "ThrottlingException", true),
-            failure(0, "prod/db", "AccessDeniedException", false),
-        ],
+    let fake = Fake::new(|_, _| {
+        vec![
+            Err(failure(
+                "prod/db",
+                "AccessDeniedException",
+                FailureKind::Denied,
+            )),
+            Ok(Value::Text(CANARY.into())),
+            Err(failure(
+                "ssm:/app/key",
+                "ThrottlingException",
+                FailureKind::Transient,
+            )),
+        ]
     });
     assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Failed);
     assert_eq!(
@@ -160,9 +165,12 @@ async fn transient_failures_give_up_at_the_startup_timeout() {
     let c = cfg(Mode::Init, &["prod/db"]);
     let mut s = settings(dir.path(), &c);
     s.startup_timeout = Duration::from_millis(300);
-    let fake = Fake::new(|_, _| FetchOutcome {
-        values: vec![],
-        failures: vec![failure(0, "prod/db", "InternalServiceError", true)],
+    let fake = Fake::new(|_, _| {
+        vec![Err(failure(
+            "prod/db",
+            "InternalServiceError",
+            FailureKind::Transient,
+        ))]
     });
     assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Failed);
     assert!(
@@ -184,12 +192,15 @@ async fn optional_missing_secret_is_skipped() {
     let mut c = cfg(Mode::Init, &["prod/db", "prod/maybe"]);
     c.secrets[1].optional = true;
     let s = settings(dir.path(), &c);
-    let fake = Fake::new(|_, _| FetchOutcome {
-        values: vec![Fetched {
-            index: 0,
-            value: Value::Text("db".into()),
-        }],
-        failures: vec![failure(1, "prod/maybe", "ResourceNotFoundException", false)],
+    let fake = Fake::new(|_, _| {
+        vec![
+            Ok(Value::Text("db".into())),
+            Err(failure(
+                "prod/maybe",
+                "ResourceNotFoundException",
+                FailureKind::NotFound,
+            )),
+        ]
     });
     assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Done);
     assert_eq!(
@@ -219,8 +230,11 @@ async fn optional_secret_still_failing_at_the_startup_timeout_is_skipped() {
     let throttled = || {
         Fake::new(|_, specs| {
             let mut o = ok_all(specs, "v");
-            o.values.retain(|v| v.index == 0);
-            o.failures = vec![failure(1, "prod/extra", "ThrottlingException", true)];
+            o[1] = Err(failure(
+                "prod/extra",
+                "ThrottlingException",
+                FailureKind::Transient,
+            ));
             o
         })
     };
@@ -313,10 +327,11 @@ async fn sidecar_rewrites_only_on_change_and_notifies_once_per_change() {
     let (v, fl) = (value.clone(), failing.clone());
     let fake = Arc::new(Fake::new(move |_, specs| {
         if fl.load(Ordering::SeqCst) == 1 {
-            return FetchOutcome {
-                values: vec![],
-                failures: vec![failure(0, "prod/db", "ThrottlingException", true)],
-            };
+            return vec![Err(failure(
+                "prod/db",
+                "ThrottlingException",
+                FailureKind::Transient,
+            ))];
         }
         ok_all(specs, &v.lock().unwrap())
     }));
@@ -385,9 +400,12 @@ async fn cancel_during_startup_retries_exits_promptly() {
     s.backoff_initial = Duration::from_secs(3600);
     s.backoff_cap = Duration::from_secs(3600);
     s.startup_timeout = Duration::from_secs(3600);
-    let fake = Fake::new(|_, _| FetchOutcome {
-        values: vec![],
-        failures: vec![failure(0, "prod/db", "ThrottlingException", true)],
+    let fake = Fake::new(|_, _| {
+        vec![Err(failure(
+            "prod/db",
+            "ThrottlingException",
+            FailureKind::Transient,
+        ))]
     });
     let shutdown = CancellationToken::new();
     let cancel = shutdown.clone();

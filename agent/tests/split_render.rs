@@ -2,8 +2,8 @@
 //! and never contain the value.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use secrets_injector_agent::fetch::Value;
 use secrets_injector_agent::split::{OutFile, render};
+use secrets_injector_agent::value::SecretValue as Value;
 use secrets_injector_shared::{Format, JmesPathEntry, SecretRef, SecretSpec};
 
 const CANARY: &str = "CANARY-split-5d1e";

@@ -7,6 +7,8 @@ pub mod config;
 pub mod env;
 pub mod error;
 pub mod keys;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod objects;
 pub mod on_change;
 pub mod paths;

@@ -38,6 +38,8 @@ pub struct Rule {
 #[derive(Debug, Default)]
 struct State {
     counts: HashMap<String, usize>,
+    /// The last request body per action (form-encoded for STS).
+    bodies: HashMap<String, String>,
     rules: Vec<Rule>,
 }
 
@@ -82,6 +84,16 @@ impl FaultProxy {
     pub fn count(&self, action: &str) -> usize {
         let s = self.state.lock().unwrap();
         s.counts.get(action).copied().unwrap_or(0)
+    }
+
+    /// The body of the last `action` request seen, e.g. STS's `RoleSessionName=…` form.
+    pub fn last_body(&self, action: &str) -> Option<String> {
+        self.state.lock().unwrap().bodies.get(action).cloned()
+    }
+
+    /// Calls seen for every action together.
+    pub fn total(&self) -> usize {
+        self.state.lock().unwrap().counts.values().sum()
     }
 
     pub fn reset_counts(&self) {
@@ -135,6 +147,8 @@ async fn handle(
     let fault = {
         let mut s = state.lock().unwrap();
         *s.counts.entry(action.clone()).or_default() += 1;
+        s.bodies
+            .insert(action.clone(), String::from_utf8_lossy(&body).into_owned());
         s.rules
             .iter()
             .find(|r| {
