@@ -85,6 +85,19 @@ pub struct ServeArgs {
     /// Maximum time to handle one admission request.
     #[arg(long, env = "SECRETS_INJECTOR_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Most admission connections open at once (lowered to fit the open-file limit);
+    /// when full, the least recently active connection is closed for a new one.
+    #[arg(
+        long,
+        env = "SECRETS_INJECTOR_MAX_CONNECTIONS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+    /// Close a connection (either port) after this long without a byte moving either
+    /// way; longer than the API server's 90s idle keep-alive, so it closes first.
+    #[arg(long, env = "SECRETS_INJECTOR_IDLE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     #[command(flatten)]
     pub agent: AgentFlags,
 }

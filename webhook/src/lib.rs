@@ -8,6 +8,7 @@
 mod admission;
 pub mod args;
 pub mod certs;
+mod conn;
 mod containers;
 mod decide;
 mod env_wrap;

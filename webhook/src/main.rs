@@ -40,6 +40,8 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         shutdown_delay,
         shutdown_grace,
         request_timeout,
+        max_connections,
+        idle_timeout,
         agent,
     } = args;
     let template = agent.template()?;
@@ -52,6 +54,8 @@ fn serve(args: ServeArgs) -> Result<(), Error> {
         shutdown_delay,
         shutdown_grace,
         request_timeout,
+        max_connections: max_connections as usize,
+        idle_timeout,
         template,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

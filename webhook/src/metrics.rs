@@ -66,6 +66,29 @@ struct ResultLabels {
     result: ReloadResult,
 }
 
+/// Why the webhook closed a connection itself.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Nothing moved for `--idle-timeout`.
+    Idle,
+    /// The connection table was full; this one was the least recently active.
+    Evicted,
+}
+
+impl EncodeLabelValue for CloseReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            Self::Idle => "idle",
+            Self::Evicted => "evicted",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloseLabels {
+    reason: CloseReason,
+}
+
 /// All metrics plus their registry; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -74,6 +97,7 @@ pub struct Metrics {
     duration: Histogram,
     reloads: Family<ResultLabels, Counter>,
     cert_expiry: Gauge,
+    closed: Family<CloseLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -112,6 +136,15 @@ impl Metrics {
             "notAfter of the served TLS certificate, as a Unix timestamp",
             cert_expiry.clone(),
         );
+        let closed = Family::<CloseLabels, Counter>::default();
+        registry.register(
+            "secrets_injector_connections_closed",
+            "Connections the webhook closed itself (idle, or evicted when full), either port",
+            closed.clone(),
+        );
+        for reason in [CloseReason::Idle, CloseReason::Evicted] {
+            let _ = closed.get_or_create(&CloseLabels { reason });
+        }
         use AdmissionOutcome::*;
         for outcome in [Injected, Skipped, Denied, Error] {
             let _ = requests.get_or_create(&OutcomeLabels { outcome });
@@ -125,7 +158,13 @@ impl Metrics {
             duration,
             reloads,
             cert_expiry,
+            closed,
         }
+    }
+
+    /// Count a connection the webhook closed itself.
+    pub fn connection_closed(&self, reason: CloseReason) {
+        self.closed.get_or_create(&CloseLabels { reason }).inc();
     }
 
     /// Count one admission request and its duration.

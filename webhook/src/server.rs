@@ -1,6 +1,8 @@
 //! The webhook process: HTTPS admission listener (rustls, HTTP/1.1 + HTTP/2,
 //! hot-reloaded certificate) and a plain-HTTP health/metrics listener, both
-//! stopped by one `CancellationToken` with a bounded drain.
+//! stopped by one `CancellationToken` with a bounded drain. Every connection
+//! on either port is tracked (`conn`): capped below the open-file limit,
+//! closed when idle, the least recently active one evicted when full.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,8 +23,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::conn::{self, Closed, Guard, Tracker};
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::metrics::{CloseReason, Metrics};
 use crate::routes::{self, AppState};
 use crate::template::AgentTemplate;
 use crate::tls::CertStore;
@@ -43,8 +46,20 @@ pub struct ServeConfig {
     pub shutdown_delay: Duration,
     pub shutdown_grace: Duration,
     pub request_timeout: Duration,
+    /// Admission connections open at most (lowered to fit the open-file limit).
+    pub max_connections: usize,
+    /// Close a connection after this long without traffic.
+    pub idle_timeout: Duration,
     pub template: AgentTemplate,
 }
+
+/// Health/metrics connections open at most (probes and one scraper need few).
+const MAX_HEALTH_CONNECTIONS: usize = 64;
+/// Largest HTTP/1 header block and HTTP/2 header list we read (an AdmissionReview's
+/// headers are tiny; the body limit is separate).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Concurrent HTTP/2 streams per connection (the API server uses a handful).
+const MAX_STREAMS: u32 = 64;
 
 /// Readiness: a certificate is loaded and the process is not draining.
 #[derive(Debug, Default)]
@@ -80,6 +95,11 @@ pub async fn serve_on(
         health_listener.local_addr().ok(),
     );
     let health = Arc::new(Health::default());
+    let fd_limit = conn::fd_limit();
+    let (admission_cap, health_cap) =
+        conn::caps(config.max_connections, MAX_HEALTH_CONNECTIONS, fd_limit);
+    let tracker = Tracker::new(admission_cap);
+    let idle = config.idle_timeout;
 
     let app = routes::router(AppState {
         template: Arc::new(config.template),
@@ -92,10 +112,20 @@ pub async fn serve_on(
     let health_task = tokio::spawn(serve_health(
         health_listener,
         health_router(Arc::clone(&health), Arc::clone(&metrics)),
+        Tracker::new(health_cap),
+        idle,
+        Arc::clone(&metrics),
         health_stop.clone(),
     ));
     health.ready.store(true, Ordering::SeqCst);
-    tracing::info!(listen = ?addr, health = ?health_addr, "serving admission requests");
+    tracing::info!(
+        listen = ?addr,
+        health = ?health_addr,
+        max_connections = admission_cap,
+        fd_limit,
+        idle_timeout = ?idle,
+        "serving admission requests"
+    );
 
     let graceful = GracefulShutdown::new();
     // SIGTERM: turn unready at once, keep accepting for `shutdown_delay`
@@ -128,22 +158,26 @@ pub async fn serve_on(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
+        let guard = admit(&tracker, &metrics);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
+        let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            let handshake =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(guard.track(tcp)));
+            let tls = match guard.drive(handshake, idle).await {
+                Ok(Ok(Ok(tls))) => tls,
+                Ok(Ok(Err(e))) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Ok(Err(_)) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                Err(closed) => return count_closed(&metrics, closed),
             };
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            // A timer makes hyper enforce its header-read timeout (slow clients).
-            builder.http1().timer(TokioTimer::new());
-            builder.http2().timer(TokioTimer::new());
-            let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let http = builder();
+            let conn = http.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+            match guard.drive(watcher.watch(conn.into_owned()), idle).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+                Err(closed) => count_closed(&metrics, closed),
             }
         });
     }
@@ -162,6 +196,40 @@ pub async fn serve_on(
     let _ = health_task.await;
     let _ = reloader.await;
     Ok(())
+}
+
+/// The HTTP/1 + HTTP/2 connection builder with its protocol limits: a timer so
+/// hyper enforces its header-read timeout, bounded headers and streams, and
+/// caps on reset streams (HTTP/2 rapid reset).
+fn builder() -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_pending_accept_reset_streams(Some(32))
+        .max_local_error_reset_streams(Some(256));
+    b
+}
+
+/// Register a new connection; count it if it pushed out the least recently active one.
+fn admit(tracker: &Arc<Tracker>, metrics: &Metrics) -> Guard {
+    let (guard, evicted) = tracker.admit();
+    if evicted {
+        metrics.connection_closed(CloseReason::Evicted);
+    }
+    guard
+}
+
+fn count_closed(metrics: &Metrics, closed: Closed) {
+    // Evictions were counted when they happened (in `admit`).
+    if closed == Closed::Idle {
+        metrics.connection_closed(CloseReason::Idle);
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -203,11 +271,46 @@ fn health_router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
         )
 }
 
-async fn serve_health(listener: TcpListener, app: Router, stop: CancellationToken) {
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "health server failed");
+/// Plain HTTP on the health port, with the same connection hygiene as admission.
+async fn serve_health(
+    listener: TcpListener,
+    app: Router,
+    tracker: Arc<Tracker>,
+    idle: Duration,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    loop {
+        let tcp = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "health accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let guard = admit(&tracker, &metrics);
+        let app = app.clone();
+        let metrics = Arc::clone(&metrics);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let http = builder();
+            let conn = http
+                .serve_connection(
+                    TokioIo::new(guard.track(tcp)),
+                    TowerToHyperService::new(app),
+                )
+                .into_owned();
+            tokio::select! {
+                closed = guard.drive(conn, idle) => if let Err(c) = closed {
+                    count_closed(&metrics, c);
+                },
+                () = stop.cancelled() => {}
+            }
+        });
     }
 }

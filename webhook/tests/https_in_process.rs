@@ -29,6 +29,8 @@ async fn serve_on_answers_and_stops_when_the_token_is_cancelled() {
         shutdown_delay: Duration::ZERO,
         shutdown_grace: Duration::from_secs(20),
         request_timeout: Duration::from_secs(10),
+        max_connections: 1000,
+        idle_timeout: Duration::from_secs(120),
         template: common::template(&[]),
     };
     let shutdown = CancellationToken::new();

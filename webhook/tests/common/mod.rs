@@ -272,10 +272,27 @@ pub struct Server {
 impl Server {
     /// Start with the cert/key at the given paths and extra flags; waits for both ports.
     pub fn start(cert: &Path, key: &Path, log_dir: &Path, extra: &[&str]) -> Server {
+        Server::launch(&[], cert, key, log_dir, extra)
+    }
+
+    /// [`Server::start`] through a launcher command (e.g. `prlimit --nofile=…`).
+    pub fn launch(
+        launcher: &[&str],
+        cert: &Path,
+        key: &Path,
+        log_dir: &Path,
+        extra: &[&str],
+    ) -> Server {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let health: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = log_dir.join(format!("webhook-{}.log", addr.port()));
-        let child = Command::new(env!("CARGO_BIN_EXE_secrets-injector-webhook"))
+        let bin = env!("CARGO_BIN_EXE_secrets-injector-webhook");
+        let (program, args) = match launcher.split_first() {
+            Some((p, rest)) => (*p, [rest, &[bin]].concat()),
+            None => (bin, Vec::new()),
+        };
+        let child = Command::new(program)
+            .args(args)
             .arg("serve")
             .args(["--listen", &addr.to_string()])
             .args(["--health-listen", &health.to_string()])
