@@ -698,4 +698,80 @@ mod tests {
         ]);
         assert_eq!(r.config.secrets.len(), 1);
     }
+
+    /// Median wall time of `runs` calls of `parse_annotations` on `a`.
+    fn median_parse(a: &BTreeMap<String, String>, runs: usize) -> std::time::Duration {
+        let mut t: Vec<_> = (0..runs)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                std::hint::black_box(parse_annotations(std::hint::black_box(a)));
+                start.elapsed()
+            })
+            .collect();
+        t.sort();
+        t[runs / 2]
+    }
+
+    #[test]
+    fn a_flood_of_secret_annotations_costs_linear_work() {
+        // A pod author's worst case before the API server's size check: 40,000
+        // `secret-*` keys. Refused by count before any is parsed, and never
+        // compared pairwise: compared with a valid 400-secret pod in the same
+        // run (100x the keys), it must not cost more than 100x (it cost ~10,000x
+        // when output paths were compared pairwise).
+        let many = |n: usize| -> BTreeMap<String, String> {
+            (0..n)
+                .map(|i| {
+                    (
+                        format!("secrets-injector.io/secret-f{i}"),
+                        format!("prod/s{i}"),
+                    )
+                })
+                .collect()
+        };
+        let flood = many(40_000);
+        let parsed = parse_annotations(&flood);
+        assert_eq!(parsed.problems.0.len(), 1, "{}", parsed.problems);
+        assert!(
+            parsed
+                .problems
+                .to_string()
+                .contains("40000 secret annotations; the limit is 500"),
+            "{}",
+            parsed.problems
+        );
+        let valid = many(400);
+        assert!(parse_annotations(&valid).problems.is_empty());
+        let (t_flood, t_valid) = (median_parse(&flood, 5), median_parse(&valid, 5));
+        assert!(
+            t_flood < t_valid * 100,
+            "40,000 keys took {t_flood:?}, 400 keys {t_valid:?}"
+        );
+    }
+
+    #[test]
+    fn output_paths_are_checked_without_pairwise_work_at_the_limit() {
+        // 500 secrets at the limit with one collision: the object's `d100/inner`
+        // (read first: `objects` sorts before `secret-*`) sits below `secret-d100`.
+        let mut a: BTreeMap<String, String> = (0..499)
+            .map(|i| {
+                (
+                    format!("secrets-injector.io/secret-d{i:03}"),
+                    format!("prod/s{i}"),
+                )
+            })
+            .collect();
+        a.insert(
+            "secrets-injector.io/objects".into(),
+            "- objectName: prod/x\n  objectType: secretsmanager\n  objectAlias: d100/inner\n"
+                .into(),
+        );
+        let p = parse_annotations(&a).problems.to_string();
+        assert!(
+            p.contains(
+                "secrets-injector.io/secret-d100: output path \"d100\" collides with the one from secrets-injector.io/objects[0]"
+            ),
+            "{p}"
+        );
+    }
 }

@@ -181,8 +181,17 @@ fn parse_dynamic(bytes: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Reject
         )));
     }
     // Syntax errors only carry a position, never content.
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| invalid(format!("request body is not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            invalid(format!(
+                "request body is nested deeper than JSON's 128-level limit (at line {} column {})",
+                e.line(),
+                e.column()
+            ))
+        } else {
+            invalid(format!("request body is not JSON: {e}"))
+        }
+    })?;
     let Value::Object(map) = &value else {
         return Err(invalid(format!(
             "request body is not a JSON object: expected an {KIND}"

@@ -10,6 +10,9 @@ use secrets_injector_webhook::server::{self, ServeConfig};
 use secrets_injector_webhook::{certs, inject_cli, logging};
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let Cli {
         log_format,

@@ -39,6 +39,18 @@ pub fn router(state: AppState) -> Router {
     protect(
         Router::new()
             .route("/mutate", post(admit))
+            .method_not_allowed_fallback(|| async {
+                json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "only POST is served on /mutate",
+                )
+            })
+            .fallback(|| async {
+                json_error(
+                    StatusCode::NOT_FOUND,
+                    "not found: admission reviews are served on POST /mutate",
+                )
+            })
             .with_state(state),
         timeout,
     )
@@ -62,6 +74,11 @@ pub fn protect(router: Router, timeout: Duration) -> Router {
         }))
 }
 
+/// A JSON error body for requests that are not for the admission route at all.
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
 fn bad(status: StatusCode, message: String) -> Response {
     (
         status,
@@ -71,20 +88,27 @@ fn bad(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
+/// Bodies larger than this are reviewed on the blocking pool, so a few huge
+/// requests cannot hold the async workers (and the timeout) hostage.
+const INLINE_BODY_BYTES: usize = 256 * 1024;
+
 async fn admit(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
-    let result = body.map_err(body_rejected).and_then(|bytes| {
-        let req = admission::decode(&bytes)?;
-        let (outcome, label) = match admission::pod_to_review(&req) {
-            Some(pod) => {
-                let outcome = review(pod, &state.template);
-                let label = outcome_label(&outcome);
-                (outcome, label)
-            }
-            None => (Outcome::unchanged(), AdmissionOutcome::Skipped),
-        };
-        Ok((admission::encode(&req.uid, &outcome)?, label, req))
-    });
+    let result = match body.map_err(body_rejected) {
+        Err(e) => Err(e),
+        Ok(bytes) if bytes.len() <= INLINE_BODY_BYTES => answer(&bytes, &state.template),
+        Ok(bytes) => {
+            let template = Arc::clone(&state.template);
+            tokio::task::spawn_blocking(move || answer(&bytes, &template))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Rejected {
+                        status: 500,
+                        message: format!("the review task failed: {e}"),
+                    })
+                })
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     match result {
         Ok((json, outcome, req)) => {
@@ -101,6 +125,23 @@ async fn admit(State(state): State<AppState>, body: Result<Bytes, BytesRejection
             )
         }
     }
+}
+
+/// Decode, review and encode one request (CPU only, no I/O).
+fn answer(
+    bytes: &[u8],
+    template: &AgentTemplate,
+) -> Result<(Vec<u8>, AdmissionOutcome, AdmissionRequest<Pod>), Rejected> {
+    let req = admission::decode(bytes)?;
+    let (outcome, label) = match admission::pod_to_review(&req) {
+        Some(pod) => {
+            let outcome = review(pod, template);
+            let label = outcome_label(&outcome);
+            (outcome, label)
+        }
+        None => (Outcome::unchanged(), AdmissionOutcome::Skipped),
+    };
+    Ok((admission::encode(&req.uid, &outcome)?, label, req))
 }
 
 fn body_rejected(rejection: BytesRejection) -> Rejected {

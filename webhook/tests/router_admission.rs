@@ -372,3 +372,67 @@ async fn outcomes_are_counted() {
         3.0
     );
 }
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_json_errors() {
+    let app = routes::router(state(&[]));
+    let send = |method: &str, path: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for (method, path, status, words) in [
+        (
+            "GET",
+            "/mutate",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only POST",
+        ),
+        ("POST", "/nope", StatusCode::NOT_FOUND, "POST /mutate"),
+    ] {
+        let resp = app.clone().oneshot(send(method, path)).await.unwrap();
+        assert_eq!(resp.status(), status, "{method} {path}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/json",
+            "{method} {path}"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            v["error"].as_str().unwrap().contains(words),
+            "{method} {path}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn json_nested_too_deep_is_reported_as_such() {
+    let app = routes::router(state(&[]));
+    let deep = format!(
+        "{{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{}{}}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let (status, body) = call(&app, deep).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("nested deeper than JSON's 128-level limit"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_large_review_is_answered_like_a_small_one() {
+    // Over the inline threshold (256 KiB): reviewed on the blocking pool.
+    let app = routes::router(state(&[]));
+    let mut pod = common::simple_pod();
+    pod["metadata"]["annotations"]["padding.example/blob"] = json!("x".repeat(400 * 1024));
+    let resp = call_json(&app, &common::review(&pod, "CREATE", "big")).await;
+    assert_eq!(resp["response"]["uid"], "big");
+    assert_eq!(resp["response"]["allowed"], true);
+    assert!(patch_ops(&resp).is_some(), "the large pod is injected too");
+}
