@@ -406,12 +406,14 @@ scenario "networkPolicy + serviceMonitor + FIPS, VPC endpoints, private CA" \
    --set agent.endpoints.ssm=https://vpce-2.ssm.eu-west-1.vpce.amazonaws.com \
    --set agent.endpoints.sts=https://vpce-3.sts.eu-west-1.vpce.amazonaws.com \
    --set-file agent.caBundle.pem=$work/agent-ca.pem --set agent.extraEnv.AWS_MAX_ATTEMPTS=5 \
+   --set agent.proxy.httpsProxy=http://proxy.internal:3128 --set agent.proxy.noProxy={169.254.170.23,.svc,.cluster.local} \
    --set agent.sidecarStyle=classic --set replicaCount=3 --set priorityClassName=system-cluster-critical" \
   "--mode cert-manager --kind NetworkPolicy --kind ServiceMonitor --kind ConfigMap --replicas 3 \
    --agent-env AWS_USE_FIPS_ENDPOINT=true \
    --agent-env AWS_ENDPOINT_URL_SECRETS_MANAGER=https://vpce-1.secretsmanager.eu-west-1.vpce.amazonaws.com \
    --agent-env AWS_ENDPOINT_URL_SSM=https://vpce-2.ssm.eu-west-1.vpce.amazonaws.com \
    --agent-env AWS_ENDPOINT_URL_STS=https://vpce-3.sts.eu-west-1.vpce.amazonaws.com \
+   --agent-env HTTPS_PROXY=http://proxy.internal:3128 \
    --agent-env AWS_MAX_ATTEMPTS=5 \
    --ca-configmap rel-secrets-injector-agent-ca/ca.crt"
 scenario "agent CA from an existing ConfigMap, hostNetwork, digests" \
@@ -515,6 +517,9 @@ try:
     assert got["SECRETS_INJECTOR_CA_BUNDLE"].strip() == open(ca_pem_file).read().strip(), "CA bundle PEM changed on the way"
     assert "," in got["SECRETS_INJECTOR_CA_BUNDLE"], "the check's bundle should carry a comma (openssl subject line)"
     assert got["AWS_USE_FIPS_ENDPOINT"] == "true"
+    no_proxy = "169.254.170.23,.svc,.cluster.local"
+    assert got.get("NO_PROXY") == no_proxy and got.get("no_proxy") == no_proxy, "NO_PROXY list cut or missing"
+    assert got.get("HTTPS_PROXY") == "http://proxy.internal:3128"
     image = next(a.split("=", 1)[1] for a in args if a.startswith("--agent-image="))
     assert agent["image"] == image, agent["image"]
     print(f"agent {agent['name']}: image {image}, env {sorted(want)}")

@@ -79,6 +79,10 @@ pub struct AgentFlags {
     /// proxy); handed to them as SECRETS_INJECTOR_CA_BUNDLE, commas and all.
     #[arg(long, env = "SECRETS_INJECTOR_AGENT_CA_BUNDLE")]
     pub agent_ca_bundle: Option<String>,
+    /// Hosts the agents reach without the egress proxy, as one comma list kept
+    /// whole (e.g. 169.254.170.23,.svc): set as NO_PROXY and no_proxy.
+    #[arg(long, env = "SECRETS_INJECTOR_AGENT_NO_PROXY")]
+    pub agent_no_proxy: Option<String>,
     /// uid (and gid) the agent runs as when the app's are unknown or root.
     #[arg(long, env = "SECRETS_INJECTOR_AGENT_UID", default_value_t = DEFAULT_AGENT_UID)]
     pub agent_uid: i64,
@@ -115,6 +119,7 @@ impl Default for AgentFlags {
             agent_memory_limit: DEFAULT_MEMORY_LIMIT.to_string(),
             agent_env: Vec::new(),
             agent_ca_bundle: None,
+            agent_no_proxy: None,
             agent_uid: DEFAULT_AGENT_UID,
             volume_size_limit: DEFAULT_VOLUME_SIZE_LIMIT.to_string(),
             sidecar_style: SidecarStyle::Native,
@@ -216,6 +221,12 @@ impl AgentFlags {
         {
             set_env(&mut out, keys::CA_BUNDLE_ENV, pem);
         }
+        if let Some(hosts) = self.agent_no_proxy.as_deref().map(str::trim)
+            && !hosts.is_empty()
+        {
+            set_env(&mut out, "NO_PROXY", hosts);
+            set_env(&mut out, "no_proxy", hosts);
+        }
         Ok(out)
     }
 }
@@ -304,6 +315,34 @@ mod tests {
         assert_eq!(
             env_pairs(&t),
             vec![("A", "1"), ("B", "2"), ("SECRETS_INJECTOR_CA_BUNDLE", pem)]
+        );
+    }
+
+    #[test]
+    fn a_no_proxy_list_arrives_whole_in_both_cases() {
+        use clap::Parser as _;
+        let cli = crate::args::Cli::try_parse_from([
+            "w",
+            "inject",
+            "-f",
+            "-",
+            "--agent-env",
+            "HTTPS_PROXY=http://proxy:3128",
+            "--agent-no-proxy",
+            "169.254.170.23,.svc,.cluster.local",
+        ])
+        .unwrap();
+        let crate::args::Command::Inject(a) = cli.command else {
+            panic!("not inject")
+        };
+        let t = a.agent.template().unwrap();
+        assert_eq!(
+            env_pairs(&t),
+            vec![
+                ("HTTPS_PROXY", "http://proxy:3128"),
+                ("NO_PROXY", "169.254.170.23,.svc,.cluster.local"),
+                ("no_proxy", "169.254.170.23,.svc,.cluster.local"),
+            ]
         );
     }
 

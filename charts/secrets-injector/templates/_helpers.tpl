@@ -101,6 +101,12 @@ silently cut in two.
 {{- with .Values.agent.endpoints.sts }}
 {{- $env = append $env (printf "AWS_ENDPOINT_URL_STS=%s" .) }}
 {{- end }}
+{{- with .Values.agent.proxy.httpsProxy }}
+{{- $env = append $env (printf "HTTPS_PROXY=%s" .) }}
+{{- end }}
+{{- with .Values.agent.proxy.httpProxy }}
+{{- $env = append $env (printf "HTTP_PROXY=%s" .) }}
+{{- end }}
 {{- range $k, $v := .Values.agent.extraEnv }}
 {{- if contains "," (toString $v) }}
 {{- fail (printf "agent.extraEnv.%s contains a comma, which the webhook's --agent-env list cannot carry" $k) }}
