@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 pub mod agent;
+pub mod app;
 pub mod https;
 pub mod pods;
 pub mod seed;
