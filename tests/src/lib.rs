@@ -50,7 +50,10 @@ pub fn tool(name: &str) -> PathBuf {
 }
 
 /// Path of a workspace binary built by `cargo build` (debug profile unless
-/// `SECRETS_INJECTOR_PROFILE` says otherwise).
+/// `SECRETS_INJECTOR_PROFILE` says otherwise). `cargo test --workspace` builds
+/// them too (cargo builds a package's binaries for its integration tests, and
+/// the agent, webhook and env crates have some); `secrets-injector-env` must sit
+/// beside the agent, where the agent looks for the wrapper it copies.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
