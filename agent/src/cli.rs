@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::args::{Args, Command, LogFormat};
 use crate::fetch::AwsFetcher;
 use crate::run::{Exit, RunSettings, run};
-use crate::{aws, config, probe, termination, wrapper};
+use crate::{aws, config, panic_hook, probe, termination, wrapper};
 
 /// The whole agent process; `main.rs` only calls this.
 pub fn main() -> ExitCode {
@@ -20,6 +20,10 @@ pub fn main() -> ExitCode {
     init_logs(args.log_format);
     let root = args.root_prefix.as_deref();
     let termination_log = config::under_root(root, &args.termination_log);
+    // A probe's panic is not the container's cause of death.
+    if args.command.is_none() {
+        panic_hook::install(termination_log.clone());
+    }
     let env_json = std::env::var(CONFIG_ENV).ok();
     let cfg = match config::load(args.config.as_deref(), env_json.as_deref()) {
         Ok(cfg) => cfg,
@@ -65,6 +69,10 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
+            let _ = termination::write(
+                &settings.termination_log,
+                &format!("cannot start the async runtime: {e}\n"),
+            );
             return ExitCode::from(2);
         }
     };

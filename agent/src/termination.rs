@@ -80,7 +80,7 @@ fn more_line(rest: &[FetchFailure]) -> String {
             None => counts.push((&f.code, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     let mut codes: Vec<String> = counts
         .iter()
         .take(MORE_CODES)
