@@ -482,3 +482,34 @@ fn kill_9_during_writes_never_leaves_a_partial_set() {
          (removed by the next start)"
     );
 }
+
+/// A bad setting the agent cannot even parse (here a log format from the
+/// operator's `--agent-env`) still leaves a cause where the kubelet looks.
+#[test]
+fn unparsable_arguments_still_leave_a_termination_message() {
+    let pod = Pod::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_secrets-injector-agent"))
+        .env_clear()
+        .env("SECRETS_INJECTOR_ROOT_PREFIX", pod.root.path())
+        .env("SECRETS_INJECTOR_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let msg = pod.termination_log();
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(
+        msg.starts_with("invalid agent arguments: invalid value 'xml' for '--log-format"),
+        "{msg}"
+    );
+    // `--help` and a probe's bad arguments are not the container's death.
+    let pod = Pod::new();
+    for args in [&["--help"][..], &["probe", "--bogus"][..]] {
+        let _ = Command::new(env!("CARGO_BIN_EXE_secrets-injector-agent"))
+            .args(args)
+            .env_clear()
+            .env("SECRETS_INJECTOR_ROOT_PREFIX", pod.root.path())
+            .output()
+            .unwrap();
+        assert!(pod.termination_log().is_empty(), "{args:?}");
+    }
+}
