@@ -464,16 +464,23 @@ fn kill_9_during_writes_never_leaves_a_partial_set() {
     // One more start with nothing left to rotate: leftovers go even when the
     // set behind `..data` is current and nothing is rewritten.
     let child = pod
-        .agent(&cfg, &moto, &moto.endpoint(), &fast)
+        .agent(&cfg, &moto, &moto.endpoint(), &[])
+        .arg("--once")
         .spawn()
         .unwrap();
-    let clean = wait_until(Duration::from_secs(30), || {
-        pod.live().is_some() && leftovers.iter().all(|l| !pod.mount().join(l).exists())
-    });
-    let (code, out) = stop(child);
-    outputs.push_str(&out);
-    assert!(clean, "leftovers {leftovers:?} not removed: {out}");
-    assert_eq!(code, Some(0), "{out}");
+    let out = finish_within(child, Duration::from_secs(60));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    outputs.push_str(&text);
+    assert!(out.status.success(), "{text}");
+    let still: Vec<&String> = leftovers
+        .iter()
+        .filter(|l| pod.mount().join(l).exists())
+        .collect();
+    assert!(still.is_empty(), "leftovers {still:?} not removed: {text}");
     let live = pod.live().unwrap();
     assert_complete(&pod.mount(), &live, KEYS);
     assert_no_canary("agent output", &outputs);
