@@ -60,15 +60,18 @@ pub fn message(failures: &[FetchFailure]) -> String {
     compact(failures, MAX_MESSAGE)
 }
 
-/// `secret <ref>: <code>: <message start>`, short.
-fn short_line(f: &FetchFailure) -> String {
+/// `secret <ref>: <code>: <message start>`, short; `secret <ref>: <code>
+/// (as above)` when the previous line had the same code and message (a
+/// failed batch or an unreachable endpoint fails many secrets alike).
+fn short_line(f: &FetchFailure, prev: Option<&FetchFailure>) -> String {
+    let secret = cut_middle(&f.secret, COMPACT_REF);
+    let code = cut(&f.code, 64);
+    if prev.is_some_and(|p| p.code == f.code && p.message == f.message) {
+        return format!("secret {secret}: {code} (as above)\n");
+    }
     let message = f.message.split_whitespace().collect::<Vec<_>>().join(" ");
     let message = cut(message.trim_end_matches('.'), COMPACT_MESSAGE);
-    format!(
-        "secret {}: {}: {message}\n",
-        cut_middle(&f.secret, COMPACT_REF),
-        cut(&f.code, 64)
-    )
+    format!("secret {secret}: {code}: {message}\n")
 }
 
 /// `…and N more failing secrets (Code ×n, …)`, codes by count.
@@ -97,7 +100,11 @@ fn more_line(rest: &[FetchFailure]) -> String {
 }
 
 fn compact(failures: &[FetchFailure], budget: usize) -> String {
-    let lines: Vec<String> = failures.iter().map(short_line).collect();
+    let lines: Vec<String> = failures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| short_line(f, i.checked_sub(1).map(|p| &failures[p])))
+        .collect();
     let mut out = String::new();
     let mut shown = 0;
     for (i, l) in lines.iter().enumerate() {
@@ -247,12 +254,18 @@ mod tests {
         assert!(m.len() <= MAX_MESSAGE, "{} bytes", m.len());
         for f in &failures {
             assert!(
-                m.contains(&format!("secret {}: {}: ", f.secret, f.code)),
+                m.contains(&format!("secret {}: {}", f.secret, f.code)),
                 "{} missing:\n{m}",
                 f.secret
             );
         }
         assert!(!m.contains("more failing secrets"), "{m}");
+        // A run of alike failures repeats the message once.
+        assert!(
+            m.contains("NetworkError: dispatch failure")
+                && m.contains("credentials-002: NetworkError (as above)\n"),
+            "{m}"
+        );
         // One hint per code, not one per secret.
         assert_eq!(m.matches("hint for NetworkError").count(), 1, "{m}");
         assert_eq!(

@@ -10,15 +10,18 @@
 mod fault_proxy;
 
 use std::collections::BTreeSet;
-use std::io::Read as _;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fault_proxy::{Fault, FaultProxy, Rule};
 use secrets_injector_agent::write::DATA_DIR;
-use secrets_injector_shared::{AgentConfig, Format, Mode, Owner, SecretRef, SecretSpec};
+use secrets_injector_shared::{AgentConfig, Format, Mode, OnChange, Owner, SecretRef, SecretSpec};
 use secrets_injector_tests::Moto;
 use secrets_injector_tests::agent::{finish_within, wait_until};
 
@@ -132,6 +135,27 @@ fn stop(mut child: Child) -> (Option<i32>, String) {
     (status.code(), all)
 }
 
+/// Loopback HTTP server counting the `on-change: http:` POSTs.
+fn counting_server() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/-/reload", listener.local_addr().unwrap());
+    let posts = Arc::new(AtomicUsize::new(0));
+    let p = posts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut first = String::new();
+            let _ = BufReader::new(stream.try_clone().unwrap()).read_line(&mut first);
+            if first.starts_with("POST /-/reload ") {
+                p.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, posts)
+}
+
 fn assert_no_canary(what: &str, s: &str) {
     assert!(!s.contains(CANARY), "a secret value leaked into {what}");
 }
@@ -147,8 +171,10 @@ async fn sidecar_keeps_the_last_good_files_through_faults_and_recovers() {
          client('ssm').put_parameter(Name='/chaos/key', Value='key1-{CANARY}', Type='SecureString')\n"
     ));
     let proxy = FaultProxy::start(moto.port).await;
+    let (url, posts) = counting_server();
     let cfg = AgentConfig {
         mode: Mode::Sidecar,
+        on_change: Some(OnChange::Http { url }),
         secrets: vec![
             spec("chaos/db", "db", Format::Files),
             spec("ssm:/chaos/key", "key", Format::Raw),
@@ -223,10 +249,18 @@ async fn sidecar_keeps_the_last_good_files_through_faults_and_recovers() {
         Some(live.as_str()),
         "no rewrite during faults"
     );
+    assert_eq!(
+        posts.load(Ordering::SeqCst),
+        0,
+        "no on-change while faults last"
+    );
 
     proxy.set_rules(Vec::new());
     let recovered = wait_until(Duration::from_secs(30), || {
         std::fs::read_to_string(&user).is_ok_and(|s| s == "v2")
+    });
+    let notified = wait_until(Duration::from_secs(30), || {
+        posts.load(Ordering::SeqCst) >= 1
     });
     let (code, out) = stop(child);
     assert_no_canary("agent output", &out);
@@ -234,6 +268,12 @@ async fn sidecar_keeps_the_last_good_files_through_faults_and_recovers() {
     assert!(
         recovered,
         "the rotation did not arrive after the faults: {out}"
+    );
+    assert!(notified, "on-change after the recovered rotation: {out}");
+    assert_eq!(
+        posts.load(Ordering::SeqCst),
+        1,
+        "one change, one on-change: {out}"
     );
     assert_eq!(
         std::fs::read_to_string(pod.mount().join("db/password")).unwrap(),
@@ -518,5 +558,53 @@ fn unparsable_arguments_still_leave_a_termination_message() {
             .output()
             .unwrap();
         assert!(pod.termination_log().is_empty(), "{args:?}");
+    }
+}
+
+/// 30 failing secrets with long names, against the real agent: the
+/// termination message stays within the kubelet's 4 KiB and names every one,
+/// for AWS errors (not found) and for network errors (no debug dumps).
+#[test]
+fn thirty_failing_secrets_are_each_named_within_4_kib() {
+    let moto = Moto::start();
+    let secrets: Vec<SecretSpec> = (0..30)
+        .map(|i| {
+            let r = if i % 5 == 4 {
+                format!("ssm:/prod/team-{i:02}/service/database-credentials-{i:02}")
+            } else {
+                format!("prod/team-{i:02}/service/database-credentials-{i:02}")
+            };
+            spec(&r, &format!("s{i:02}"), Format::Raw)
+        })
+        .collect();
+    let closed = format!("http://127.0.0.1:{}", secrets_injector_tests::free_port());
+    // Not found is permanent: the first answer ends the run. Connection
+    // refused is retried until the startup timeout, then reported.
+    for (endpoint, timeout, code) in [
+        (moto.endpoint(), 30, "NotFound"),
+        (closed, 1, "NetworkError"),
+    ] {
+        let cfg = AgentConfig {
+            startup_timeout_secs: timeout,
+            secrets: secrets.clone(),
+            ..AgentConfig::default()
+        };
+        let pod = Pod::new();
+        let child = pod.agent(&cfg, &moto, &endpoint, &[]).spawn().unwrap();
+        let out = finish_within(child, Duration::from_secs(90));
+        assert!(!out.status.success());
+        let msg = pod.termination_log();
+        assert!(msg.len() <= 4096, "{} bytes:\n{msg}", msg.len());
+        for s in &cfg.secrets {
+            assert!(
+                msg.contains(&format!("secret {}: ", s.source)),
+                "{} not named:\n{msg}",
+                s.source
+            );
+        }
+        assert!(msg.contains(code), "{msg}");
+        assert!(!msg.contains("DispatchFailure("), "no debug dumps:\n{msg}");
+        assert!(msg.contains("hint for "), "room for the hints:\n{msg}");
+        assert!(!msg.contains("more failing secrets"), "all 30 fit:\n{msg}");
     }
 }
