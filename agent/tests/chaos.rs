@@ -57,19 +57,20 @@ impl Pod {
         endpoint: &str,
         extra: &[(&str, &str)],
     ) -> Command {
-        self.agent_as(&[], cfg, moto, endpoint, extra)
+        let bin = Path::new(env!("CARGO_BIN_EXE_secrets-injector-agent"));
+        self.agent_as(bin, &[], cfg, moto, endpoint, extra)
     }
 
-    /// Like [`Pod::agent`], started through `prefix` (e.g. `setpriv … --`).
+    /// Like [`Pod::agent`], the binary `bin` started through `prefix` (e.g. `setpriv … --`).
     fn agent_as(
         &self,
+        bin: &Path,
         prefix: &[&str],
         cfg: &AgentConfig,
         moto: &Moto,
         endpoint: &str,
         extra: &[(&str, &str)],
     ) -> Command {
-        let bin = env!("CARGO_BIN_EXE_secrets-injector-agent");
         let mut cmd = match prefix.split_first() {
             Some((p, rest)) => {
                 let mut c = Command::new(p);
@@ -316,9 +317,18 @@ fn non_root_agent_writes_with_the_ownership_fallback() {
             uid: Some(1000),
             gid: Some(2000),
         }),
+        // The env wrapper is copied too, as the same user.
+        exec_wrapper: true,
         secrets: vec![spec("chaos/db", "db", Format::Files)],
         ..AgentConfig::default()
     };
+    // The agent finds the wrapper beside itself: a bin dir 65532 can read.
+    let bin_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = bin_dir.path().join("secrets-injector-agent");
+    std::fs::copy(env!("CARGO_BIN_EXE_secrets-injector-agent"), &agent).unwrap();
+    let wrapper = b"#!/bin/sh\nexec \"$@\"\n";
+    std::fs::write(bin_dir.path().join("secrets-injector-env"), wrapper).unwrap();
     for (groups, want_gid) in [(None, 65532), (Some("2000"), 2000)] {
         let pod = Pod::new();
         // An emptyDir is world-writable; the temp root is not, by default.
@@ -336,7 +346,7 @@ fn non_root_agent_writes_with_the_ownership_fallback() {
         }
         prefix.push("--");
         let child = pod
-            .agent_as(&prefix, &cfg, &moto, &moto.endpoint(), &[])
+            .agent_as(&agent, &prefix, &cfg, &moto, &moto.endpoint(), &[])
             .spawn()
             .unwrap();
         let out = finish_within(child, Duration::from_secs(60));
@@ -366,6 +376,14 @@ fn non_root_agent_writes_with_the_ownership_fallback() {
             );
         }
         assert_eq!(std::fs::metadata(&set).unwrap().uid(), 65532);
+        let copied = pod.mount().join("..secrets-injector-env");
+        let meta = std::fs::metadata(&copied).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.permissions().mode() & 0o7777),
+            (65532, 0o555),
+            "the wrapper copy: the agent's, runnable by any container user"
+        );
+        assert_eq!(std::fs::read(&copied).unwrap(), wrapper);
     }
 }
 
