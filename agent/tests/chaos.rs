@@ -1,9 +1,11 @@
 //! Chaos for the real agent binary against moto (issue 12): a sidecar's
 //! refresh through injected AWS faults keeps the last good files and recovers;
-//! the agent as a non-root user falls back on ownership and still writes;
-//! `kill -9` during writes never leaves a partial set behind `..data`, and the
-//! next start removes what the killed writer left. Each test is bounded in
-//! seconds; no test asserts a timing (waits are generous upper bounds).
+//! a failing `on-change` target never stops rotations; the agent as a
+//! non-root user falls back on ownership and still writes; `kill -9` during
+//! writes never leaves a partial set behind `..data`, and the next start
+//! removes what the killed writer left; 30 failing secrets and unparsable
+//! arguments still give a useful termination message within 4 KiB. Each test
+//! is bounded in seconds; no test asserts a timing (waits are generous upper bounds).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "common/fault_proxy.rs"]
@@ -136,8 +138,13 @@ fn stop(mut child: Child) -> (Option<i32>, String) {
     (status.code(), all)
 }
 
-/// Loopback HTTP server counting the `on-change: http:` POSTs.
+/// Loopback HTTP server counting the `on-change: http:` POSTs, answering 200.
 fn counting_server() -> (String, Arc<AtomicUsize>) {
+    counting_server_with(200)
+}
+
+/// Like [`counting_server`], answering `status`.
+fn counting_server_with(status: u16) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/-/reload", listener.local_addr().unwrap());
     let posts = Arc::new(AtomicUsize::new(0));
@@ -150,8 +157,10 @@ fn counting_server() -> (String, Arc<AtomicUsize>) {
             if first.starts_with("POST /-/reload ") {
                 p.fetch_add(1, Ordering::SeqCst);
             }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
         }
     });
     (url, posts)
@@ -625,4 +634,71 @@ fn thirty_failing_secrets_are_each_named_within_4_kib() {
         assert!(msg.contains("hint for "), "room for the hints:\n{msg}");
         assert!(!msg.contains("more failing secrets"), "all 30 fit:\n{msg}");
     }
+}
+
+/// `on-change` under faults: a target that answers 500 fails every
+/// notification, yet each rotation is written, notified once (no retry
+/// storm), and the sidecar keeps running and exits cleanly.
+#[test]
+fn a_failing_on_change_target_never_stops_the_rotations() {
+    let moto = Moto::start();
+    let put = |v: u32| {
+        moto.boto3(&format!(
+            "client('secretsmanager').put_secret_value(SecretId='chaos/db', SecretString=json.dumps({{'user': 'v{v}', 'password': 'pw{v}-{CANARY}'}}))\n"
+        ))
+    };
+    moto.boto3(&format!(
+        "client('secretsmanager').create_secret(Name='chaos/db', SecretString=json.dumps({{'user': 'v1', 'password': 'pw1-{CANARY}'}}))\n"
+    ));
+    let (url, posts) = counting_server_with(500);
+    let cfg = AgentConfig {
+        mode: Mode::Sidecar,
+        on_change: Some(OnChange::Http { url }),
+        secrets: vec![spec("chaos/db", "db", Format::Files)],
+        ..AgentConfig::default()
+    };
+    let pod = Pod::new();
+    let mut child = pod
+        .agent(
+            &cfg,
+            &moto,
+            &moto.endpoint(),
+            &[("SECRETS_INJECTOR_REFRESH_OVERRIDE_MS", "100")],
+        )
+        .spawn()
+        .unwrap();
+    let user = pod.mount().join("db/user");
+    let mut seen = Vec::new();
+    for v in 1..=3u32 {
+        if v > 1 {
+            put(v);
+        }
+        let ok = wait_until(Duration::from_secs(30), || {
+            std::fs::read_to_string(&user).is_ok_and(|s| s == format!("v{v}"))
+        });
+        let notified = v == 1
+            || wait_until(Duration::from_secs(30), || {
+                posts.load(Ordering::SeqCst) >= (v - 1) as usize
+            });
+        let running = child.try_wait().unwrap().is_none();
+        seen.push((v, ok, notified, running));
+    }
+    // A few more rounds: unchanged files, no more notifications.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out) = stop(child);
+    assert_no_canary("agent output", &out);
+    for (v, ok, notified, running) in seen {
+        assert!(
+            ok && notified && running,
+            "v{v}: written {ok}, notified {notified}, running {running}: {out}"
+        );
+    }
+    assert_eq!(
+        posts.load(Ordering::SeqCst),
+        2,
+        "one attempt per change: {out}"
+    );
+    assert_eq!(out.matches("on-change failed").count(), 2, "{out}");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(pod.termination_log().is_empty());
 }
