@@ -151,7 +151,7 @@ where
                 "NetworkError"
             }
             .into(),
-            DisplayErrorContext(err).to_string(),
+            chain_summary(err),
             FailureKind::Transient,
             !d.is_user(),
         ),
@@ -166,7 +166,7 @@ where
         }
         _ => with(
             "RequestFailed".into(),
-            DisplayErrorContext(err).to_string(),
+            chain_summary(err),
             FailureKind::Permanent,
             false,
         ),
@@ -234,17 +234,50 @@ fn uncoded(status: u16, body: &[u8]) -> (String, String) {
     (format!("HTTP{status}"), message)
 }
 
+/// Longest error-chain summary: with a hint it stays one readable line.
+const MAX_CHAIN: usize = 240;
+
+/// An error chain on one short line, root cause first:
+/// `Connection refused (os error 111) (via dispatch failure: io error: …)`.
+/// Display texts only: `DisplayErrorContext` appends a ~500-byte debug dump.
+pub(crate) fn chain_summary(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut segments: Vec<String> = Vec::new();
+    let mut cur = Some(err);
+    // Bounded: error chains are short, this only guards against a cycle.
+    for _ in 0..16 {
+        let Some(e) = cur else { break };
+        let text = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() && !segments.iter().any(|s| s.contains(&text)) {
+            segments.push(text);
+        }
+        cur = e.source();
+    }
+    let root = segments.pop().unwrap_or_default();
+    let line = if segments.is_empty() {
+        root
+    } else {
+        format!("{root} (via {})", segments.join(": "))
+    };
+    crate::termination::cut(&line, MAX_CHAIN)
+}
+
 /// Credentials that could not be loaded surface deep in the error chain.
 fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<Classified> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(c) = e.downcast_ref::<CredentialsError>() {
-            let message = DisplayErrorContext(c).to_string();
+            // Matched on the full text (debug parts included); reported compact.
+            let full = DisplayErrorContext(c).to_string();
+            let message = chain_summary(c);
             let denied = ["AccessDenied", "InvalidIdentityToken"]
                 .iter()
-                .any(|k| message.contains(k));
+                .any(|k| full.contains(k));
             // An expired projected token is replaced by the kubelet: retry.
-            let expired = message.contains("ExpiredToken");
+            let expired = full.contains("ExpiredToken");
             let code = match c {
                 CredentialsError::CredentialsNotLoaded(_) => "NoCredentials",
                 CredentialsError::InvalidConfiguration(_) => "InvalidCredentialsConfig",
@@ -387,6 +420,37 @@ mod tests {
             ("NoCredentials", FailureKind::Permanent)
         );
         assert!(credentials_error(&std::io::Error::other("unrelated")).is_none());
+    }
+
+    #[test]
+    fn network_errors_are_one_short_line_root_cause_first() {
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "tcp connect error: Connection refused (os error 111)",
+        );
+        let err: SdkError<GetSecretValueError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(refused)));
+        // What the message was before: the display chain plus a debug dump.
+        assert!(
+            DisplayErrorContext(&err)
+                .to_string()
+                .contains("DispatchFailure(")
+        );
+        let c = classify(&err);
+        assert_eq!(
+            (c.code.as_str(), c.kind),
+            ("NetworkError", FailureKind::Transient)
+        );
+        assert_eq!(
+            c.message,
+            "tcp connect error: Connection refused (os error 111) (via dispatch failure: io error)"
+        );
+        let long = std::io::Error::other("x".repeat(2000));
+        let err: SdkError<GetSecretValueError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(long)));
+        assert!(classify(&err).message.len() <= MAX_CHAIN);
     }
 
     #[test]

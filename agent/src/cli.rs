@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::Parser as _;
 use secrets_injector_shared::keys::{CONFIG_ENV, POD_NAME_ENV, POD_NAMESPACE_ENV};
 use secrets_injector_shared::logging;
 use tokio_util::sync::CancellationToken;
@@ -12,14 +12,21 @@ use tokio_util::sync::CancellationToken;
 use crate::args::{Args, Command, LogFormat};
 use crate::fetch::AwsFetcher;
 use crate::run::{Exit, RunSettings, run};
-use crate::{aws, config, probe, termination, wrapper};
+use crate::{aws, config, panic_hook, probe, termination, wrapper};
 
 /// The whole agent process; `main.rs` only calls this.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => bad_args(e),
+    };
     init_logs(args.log_format);
     let root = args.root_prefix.as_deref();
     let termination_log = config::under_root(root, &args.termination_log);
+    // A probe's panic is not the container's cause of death.
+    if args.command.is_none() {
+        panic_hook::install(termination_log.clone());
+    }
     let env_json = std::env::var(CONFIG_ENV).ok();
     let cfg = match config::load(args.config.as_deref(), env_json.as_deref()) {
         Ok(cfg) => cfg,
@@ -65,6 +72,10 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
+            let _ = termination::write(
+                &settings.termination_log,
+                &format!("cannot start the async runtime: {e}\n"),
+            );
             return ExitCode::from(2);
         }
     };
@@ -89,6 +100,31 @@ pub fn main() -> ExitCode {
         let fetcher = AwsFetcher::new(clients);
         ExitCode::from(run(&cfg, &fetcher, &settings, shutdown).await.code())
     })
+}
+
+/// Arguments clap refuses (e.g. a bad `SECRETS_INJECTOR_*` value from
+/// `--agent-env`): the first line of clap's error also goes to the
+/// termination log (from its env, or the default), then clap exits as usual.
+fn bad_args(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let is_probe = std::env::args_os().nth(1).is_some_and(|a| a == "probe");
+    if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) && !is_probe {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let log = var("SECRETS_INJECTOR_TERMINATION_LOG")
+            .map_or_else(|| "/dev/termination-log".into(), std::path::PathBuf::from);
+        let root = var("SECRETS_INJECTOR_ROOT_PREFIX").map(std::path::PathBuf::from);
+        let text = e.to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        let _ = termination::write(
+            &config::under_root(root.as_deref(), &log),
+            &format!("invalid agent arguments: {first}\n"),
+        );
+    }
+    e.exit()
 }
 
 /// SIGTERM or SIGINT cancels `token`.

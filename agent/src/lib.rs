@@ -15,6 +15,7 @@ mod error;
 pub mod failure;
 pub mod fetch;
 mod notify;
+pub mod panic_hook;
 mod probe;
 pub mod run;
 pub mod split;

@@ -292,6 +292,12 @@ pub async fn run<F: Fetch>(
     shutdown: CancellationToken,
 ) -> Exit {
     let had_data = s.mount_dir.join(write::DATA_DIR).exists();
+    // A predecessor killed mid-write leaves a half-filled set behind.
+    match write::remove_interrupted(&s.mount_dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed leftovers of an interrupted write"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove leftovers of an interrupted write"),
+    }
     match first_write(cfg, fetcher, s, &shutdown).await {
         First::Interrupted => {
             tracing::warn!("stopped by a signal before the secrets were written");

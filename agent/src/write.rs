@@ -351,6 +351,47 @@ fn remove_replaced(mount: &Path, current: &str, grace: Duration) -> Result<(), E
     Ok(())
 }
 
+/// Remove what a writer killed mid-write (`kill -9`, OOM, node crash) left:
+/// hidden sets newer than the live one (or every set when there is no
+/// `..data` yet) and a `..data_tmp` link. `..data` never pointed at them, so
+/// no reader can be inside one. Call once at start, before the first write:
+/// the agent is the volume's only writer. Returns how many were removed.
+pub fn remove_interrupted(mount: &Path) -> Result<usize, Error> {
+    let live = fs::read_link(mount.join(DATA_DIR))
+        .ok()
+        .map(|t| t.to_string_lossy().into_owned());
+    let live_time = live.as_deref().and_then(set_time);
+    let mut removed = 0;
+    let entries = match fs::read_dir(mount) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(werr(mount, e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name == DATA_TMP {
+            fs::remove_file(&path).map_err(|e| werr(&path, e))?;
+            removed += 1;
+            continue;
+        }
+        let Some(made) = set_time(&name) else {
+            continue;
+        };
+        let interrupted = live.as_deref() != Some(name.as_str())
+            && live_time.is_none_or(|live| made > live)
+            && entry.file_type().is_ok_and(|t| t.is_dir());
+        if interrupted {
+            fs::remove_dir_all(&path).map_err(|e| werr(&path, e))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(mount)?;
+    }
+    Ok(removed)
+}
+
 /// Creation time encoded in a hidden set's name (`..<secs>.<nanos>_<random>`).
 fn set_time(name: &str) -> Option<SystemTime> {
     let rest = name.strip_prefix("..")?;

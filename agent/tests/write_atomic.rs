@@ -280,3 +280,45 @@ fn concurrent_reader_always_sees_a_complete_consistent_set() {
         "replaced sets removed after the grace"
     );
 }
+
+/// What `kill -9` mid-write leaves: a half-filled set newer than the live one
+/// and a `..data_tmp` link. The next start removes exactly those; the live
+/// set and a replaced one still in its grace period stay.
+#[test]
+fn leftovers_of_an_interrupted_write_are_removed_at_start() {
+    use secrets_injector_agent::write::remove_interrupted;
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path();
+    assert_eq!(remove_interrupted(&m.join("missing")).unwrap(), 0);
+    write_atomic_with_grace(m, &[f("a", "1", 0o444)], None, Duration::from_secs(60)).unwrap();
+    write_atomic_with_grace(m, &[f("a", "2", 0o444)], None, Duration::from_secs(60)).unwrap();
+    let live = std::fs::read_link(m.join(DATA_DIR)).unwrap();
+    let live = live.to_string_lossy().into_owned();
+    let mut before = hidden_dirs(m);
+    before.sort();
+    assert_eq!(before.len(), 2, "live + replaced: {before:?}");
+    // Interrupted writes: a newer set (half filled) and the temp link.
+    let half = "..9999999999.000000000_deadbeef";
+    std::fs::create_dir(m.join(half)).unwrap();
+    std::fs::write(m.join(half).join("a"), "half").unwrap();
+    std::os::unix::fs::symlink(half, m.join("..data_tmp")).unwrap();
+    assert_eq!(remove_interrupted(m).unwrap(), 2);
+    let mut after = hidden_dirs(m);
+    after.sort();
+    assert_eq!(after, before, "only the leftovers go");
+    assert_eq!(read(m, "a"), "2");
+    assert_eq!(
+        std::fs::read_link(m.join(DATA_DIR))
+            .unwrap()
+            .to_string_lossy(),
+        live
+    );
+    assert_eq!(remove_interrupted(m).unwrap(), 0, "idempotent");
+
+    // Killed during the very first write: no `..data`, every set is a leftover.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(half)).unwrap();
+    std::fs::write(dir.path().join("..secrets-injector-env"), "w").unwrap();
+    assert_eq!(remove_interrupted(dir.path()).unwrap(), 1);
+    assert!(hidden_dirs(dir.path()) == vec!["..secrets-injector-env".to_string()]);
+}

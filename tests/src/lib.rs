@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 pub mod agent;
+pub mod app;
 pub mod https;
 pub mod pods;
 pub mod seed;
@@ -49,7 +50,10 @@ pub fn tool(name: &str) -> PathBuf {
 }
 
 /// Path of a workspace binary built by `cargo build` (debug profile unless
-/// `SECRETS_INJECTOR_PROFILE` says otherwise).
+/// `SECRETS_INJECTOR_PROFILE` says otherwise). `cargo test --workspace` builds
+/// them too (cargo builds a package's binaries for its integration tests, and
+/// the agent, webhook and env crates have some); `secrets-injector-env` must sit
+/// beside the agent, where the agent looks for the wrapper it copies.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -140,6 +144,20 @@ impl Moto {
     /// Run a short Python/boto3 snippet against this emulator (for seeding and
     /// rotating secrets the way a user would). `client(service)` is predefined.
     pub fn boto3(&self, code: &str) -> String {
+        let out = output_within(&mut self.boto3_command(code), Duration::from_secs(120));
+        assert!(
+            out.status.success(),
+            "boto3 snippet failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Moto {
+    /// The command [`Moto::boto3`] runs, for a snippet that runs in the
+    /// background (e.g. rotating a secret in a loop); the caller spawns it.
+    pub fn boto3_command(&self, code: &str) -> Command {
         let prelude = format!(
             "import boto3, json, base64\n\
              def client(s, region='us-east-1'):\n    \
@@ -147,18 +165,9 @@ impl Moto {
              aws_access_key_id='testing', aws_secret_access_key='testing')\n",
             self.endpoint()
         );
-        let out = output_within(
-            Command::new(tool("python"))
-                .arg("-c")
-                .arg(format!("{prelude}{code}")),
-            Duration::from_secs(120),
-        );
-        assert!(
-            out.status.success(),
-            "boto3 snippet failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let mut cmd = Command::new(tool("python"));
+        cmd.arg("-c").arg(format!("{prelude}{code}"));
+        cmd
     }
 }
 

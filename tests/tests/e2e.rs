@@ -50,6 +50,11 @@ fn example_pod(name: &str) -> Value {
 
 /// Send the pod as the API server would, apply the patch, validate, re-send.
 fn inject(wh: &WebhookProcess, pod: &Value) -> Value {
+    inject_with_warnings(wh, pod).0
+}
+
+/// [`inject`], also returning the admission warnings of the first answer.
+fn inject_with_warnings(wh: &WebhookProcess, pod: &Value) -> (Value, Vec<String>) {
     let (status, body) = wh.post_review(&admission_review(pod, "demo", "e2e-uid-1"));
     let review = body.expect("AdmissionReview JSON");
     assert_eq!(status, 200);
@@ -65,7 +70,15 @@ fn inject(wh: &WebhookProcess, pod: &Value) -> Value {
         response_patch(&again).is_none_or(|p| p.0.is_empty()),
         "re-sending the mutated pod must yield an empty patch: {again}"
     );
-    mutated
+    let warnings = review["response"]["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    (mutated, warnings)
 }
 
 fn agent_config(mutated: &Value) -> AgentConfig {
@@ -424,4 +437,387 @@ fn failing_init(
         launch.termination_log(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+// ---- Env vars from secret files (issue 14, DESIGN §3a) ----
+//
+// The pod's annotations go through the real webhook; its agent container runs
+// the real agent (which copies the real `secrets-injector-env` from beside
+// itself into the volume); then the app container's rewritten `command` +
+// `args` run as the kubelet would, with the mount path mapped under the
+// test's root (see `secrets_injector_tests::app` for the mapping), and the
+// original command prints its arguments and its environment.
+
+/// Values seeded for the env tests; every one carries the canary.
+struct EnvValues {
+    db_user: String,
+    /// `=`, spaces, quotes, a `$`, newlines (one trailing): used byte for byte.
+    db_password: String,
+    db_host: String,
+    /// SSM SecureString.
+    api_key: String,
+}
+
+impl EnvValues {
+    fn new() -> EnvValues {
+        EnvValues {
+            db_user: format!("orders-{CANARY}"),
+            db_password: format!("{CANARY} p=ss word = 'x' \"y\" $HOME\n second line\n"),
+            db_host: format!("db-{CANARY}.internal"),
+            api_key: format!("ssm {CANARY} key=value"),
+        }
+    }
+
+    fn db_json(&self, password: &str) -> String {
+        json!({"DB_USER": self.db_user, "DB_PASSWORD": password, "DB_HOST": self.db_host})
+            .to_string()
+    }
+}
+
+const ENV_DB: &str = "e2e/env/db";
+const ENV_SSM: &str = "/e2e/env/api-key";
+const ENV_BLOB: &str = "e2e/env/blob";
+/// The original `args` of the app container (`$0 $1 …` of its `sh -c`).
+const APP_ARGS: &[&str] = &["app", "--port", "8080", "two words"];
+
+/// Seed the JSON secret, the SSM parameter and a binary secret holding a NUL byte.
+fn seed_env(moto: &Moto, v: &EnvValues) {
+    use base64::Engine as _;
+    let blob = base64::engine::general_purpose::STANDARD.encode(format!("bin-{CANARY}\0tail"));
+    // JSON string literals are Python string literals too.
+    let db = serde_json::to_string(&v.db_json(&v.db_password)).unwrap();
+    let key = serde_json::to_string(&v.api_key).unwrap();
+    moto.boto3(&format!(
+        "sm = client('secretsmanager')\n\
+         sm.create_secret(Name={ENV_DB:?}, SecretString={db})\n\
+         sm.create_secret(Name={ENV_BLOB:?}, SecretBinary=base64.b64decode({blob:?}))\n\
+         client('ssm').put_parameter(Name={ENV_SSM:?}, Value={key}, Type='SecureString')\n"
+    ));
+}
+
+/// A Pod Identity pod naming the three secrets, with `extra` annotations
+/// (the env ones); its app container prints its arguments and environment.
+fn env_pod(name: &str, extra: &[(&str, &str)]) -> Value {
+    let mut annotations = json!({
+        "secrets-injector.io/secret-db": ENV_DB,
+        "secrets-injector.io/format-db": "files",
+        "secrets-injector.io/secret-api-key": format!("ssm:{ENV_SSM}"),
+        "secrets-injector.io/secret-blob": ENV_BLOB,
+    });
+    for (k, v) in extra {
+        annotations[format!("secrets-injector.io/{k}")] = json!(v);
+    }
+    let token_dir = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount";
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "demo",
+            "labels": {"secrets-injector.io/inject": "enabled"},
+            "annotations": annotations,
+        },
+        "spec": {
+            "containers": [{
+                "name": "app",
+                "image": "registry.example/orders:1.4",
+                "command": ["sh", "-c", secrets_injector_tests::app::PRINT_ARGS_AND_ENV],
+                "args": APP_ARGS,
+                "env": [
+                    {"name": "API_KEY", "value": "from-the-pod-spec"},
+                    {"name": "KEEP_ME", "value": "kept"},
+                    {"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                     "value": "http://169.254.170.23/v1/credentials"},
+                    {"name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                     "value": format!("{token_dir}/eks-pod-identity-token")},
+                    {"name": "AWS_REGION", "value": "us-east-1"},
+                ],
+                "volumeMounts": [{
+                    "name": "eks-pod-identity-token",
+                    "mountPath": token_dir,
+                    "readOnly": true,
+                }],
+            }],
+            "volumes": [{
+                "name": "eks-pod-identity-token",
+                "projected": {"sources": [{"serviceAccountToken": {
+                    "audience": "pods.eks.amazonaws.com",
+                    "expirationSeconds": 86400,
+                    "path": "eks-pod-identity-token",
+                }}]},
+            }],
+        }
+    })
+}
+
+/// Inject `pod`, check the rewrite (wrapper first, `--mount-path`, the
+/// original command after `--`, `args` untouched), run its agent in init mode.
+fn env_pod_through_agent(
+    wh: &WebhookProcess,
+    pod: &Value,
+    moto: &Moto,
+    creds: &CredentialsServer,
+    root: &std::path::Path,
+) -> (Value, AgentLaunch) {
+    let (mutated, _) = inject_with_warnings(wh, pod);
+    assert_no_canary("mutated pod", &mutated.to_string());
+    assert!(agent_config(&mutated).exec_wrapper, "exec_wrapper is set");
+    let agent = agent_container(&mutated).unwrap();
+    let launch = AgentLaunch::from_container(agent, root, moto, Some(creds));
+    let out = launch.run(Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_no_canary("agent stdout", &String::from_utf8_lossy(&out.stdout));
+    assert_no_canary("agent stderr", &stderr);
+    assert_no_canary("agent termination message", &launch.termination_log());
+    assert!(
+        out.status.success(),
+        "agent failed: {stderr}\n{}",
+        launch.termination_log()
+    );
+    (mutated, launch)
+}
+
+/// The app container's rewritten command, checked against the original.
+fn assert_rewritten(mutated: &Value, mount_path: &str) {
+    let app = secrets_injector_tests::app::app_container(mutated, "app");
+    let command: Vec<&str> = app["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        command[..3],
+        [
+            format!("{mount_path}/..secrets-injector-env").as_str(),
+            "--mount-path",
+            mount_path
+        ],
+        "{command:?}"
+    );
+    let dashes = command
+        .iter()
+        .position(|a| *a == "--")
+        .expect("-- in the command");
+    assert_eq!(
+        command[dashes + 1..],
+        ["sh", "-c", secrets_injector_tests::app::PRINT_ARGS_AND_ENV],
+        "the original command follows --"
+    );
+    assert_eq!(app["args"], json!(APP_ARGS), "args are kept");
+}
+
+/// Every `(name, value)` is in `env` byte for byte; a failure names the
+/// variable and lengths, never a value (test output is an output too).
+fn assert_env_exact(env: &std::collections::BTreeMap<String, String>, want: &[(&str, &str)]) {
+    for (name, value) in want {
+        match env.get(*name) {
+            None => panic!("{name} is not in the app's environment"),
+            Some(got) if got != value => panic!(
+                "{name} differs from the secret ({} bytes, expected {} bytes; values not shown)",
+                got.len(),
+                value.len()
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Run the app; it must have exec'd the original command with its args.
+fn run_app_ok(
+    mutated: &Value,
+    launch: &AgentLaunch,
+    tlog: &std::path::Path,
+) -> std::collections::BTreeMap<String, String> {
+    let app = secrets_injector_tests::app::app_container(mutated, "app");
+    let run =
+        secrets_injector_tests::app::run_app(app, &launch.mount_path, &launch.mount_dir(), tlog);
+    assert_no_canary("wrapper stderr", &run.stderr);
+    assert_no_canary("app termination message", &run.termination);
+    assert!(run.status.success(), "the app did not run: {}", run.stderr);
+    assert!(run.stderr.is_empty(), "no output on stderr: {}", run.stderr);
+    assert!(run.termination.is_empty(), "{}", run.termination);
+    let (args, env) = run.args_and_env();
+    assert_eq!(args, APP_ARGS, "the original args reach the command");
+    env
+}
+
+/// Run the app; the wrapper must refuse before exec: exit 1, one line on
+/// stderr equal to the termination message, the command never ran.
+fn run_app_refused(mutated: &Value, launch: &AgentLaunch, tlog: &std::path::Path) -> String {
+    let app = secrets_injector_tests::app::app_container(mutated, "app");
+    let run =
+        secrets_injector_tests::app::run_app(app, &launch.mount_path, &launch.mount_dir(), tlog);
+    assert_no_canary("wrapper stderr", &run.stderr);
+    assert_no_canary("app termination message", &run.termination);
+    assert_eq!(run.status.code(), Some(1), "stderr: {}", run.stderr);
+    assert!(run.stdout.is_empty(), "the command must not run");
+    assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+    assert_eq!(run.termination, run.stderr, "termination message");
+    run.stderr
+}
+
+#[test]
+fn env_vars_reach_the_rewritten_command_exactly() {
+    let _ = secrets_injector_tests::workspace_bin("secrets-injector-env");
+    let wh = WebhookProcess::start(AGENT_IMAGE, &[]);
+    let moto = Moto::start();
+    let v = EnvValues::new();
+    seed_env(&moto, &v);
+    let creds =
+        CredentialsServer::start(POD_IDENTITY_TOKEN, "AKIDPODIDENTITY", "pod-identity-secret");
+
+    let pod = env_pod(
+        "orders",
+        &[
+            ("env-from", "db"),
+            ("env-PASSWORD_COPY", "db/DB_PASSWORD"),
+            ("env-API_KEY", "api-key"),
+        ],
+    );
+    let (_, warnings) = inject_with_warnings(&wh, &pod);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("API_KEY") && w.contains("\"app\"")),
+        "a secret var shadowing the container's env is warned about: {warnings:?}"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let (mutated, launch) = env_pod_through_agent(&wh, &pod, &moto, &creds, root.path());
+    assert_eq!(launch.mount_path, "/mnt/secrets");
+    assert_rewritten(&mutated, "/mnt/secrets");
+    let wrapper = launch.mount_dir().join("..secrets-injector-env");
+    assert!(
+        wrapper.is_file(),
+        "the agent copied the wrapper into the volume"
+    );
+
+    let tlog = secrets_injector_tests::app::termination_log_path(root.path(), "app");
+    let env = run_app_ok(&mutated, &launch, &tlog);
+    assert_env_exact(
+        &env,
+        &[
+            ("DB_USER", &v.db_user),
+            ("DB_PASSWORD", &v.db_password),
+            ("DB_HOST", &v.db_host),
+            ("PASSWORD_COPY", &v.db_password),
+            // From SSM, and it wins over the container's own `API_KEY`.
+            ("API_KEY", &v.api_key),
+            ("KEEP_ME", "kept"),
+        ],
+    );
+
+    // A binary secret holding a NUL byte, as an env var: refused, naming var and file.
+    let nul = env_pod("orders-nul", &[("env-BLOB", "blob")]);
+    let root = tempfile::tempdir().unwrap();
+    let (mutated, launch) = env_pod_through_agent(&wh, &nul, &moto, &creds, root.path());
+    let blob = launch.mount_dir().join("blob");
+    assert!(
+        std::fs::read(&blob).is_ok_and(|b| b.contains(&0)),
+        "the agent wrote the binary secret byte for byte"
+    );
+    let tlog = secrets_injector_tests::app::termination_log_path(root.path(), "app");
+    let line = run_app_refused(&mutated, &launch, &tlog);
+    assert!(
+        line.starts_with(&format!(
+            "secrets-injector-env: env BLOB: file {} contains a NUL byte",
+            blob.display()
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("tail"), "no part of the value: {line}");
+
+    // A key the JSON secret does not have: no file, so no start.
+    let missing = env_pod("orders-missing", &[("env-GONE", "db/NOT_A_KEY")]);
+    let root = tempfile::tempdir().unwrap();
+    let (mutated, launch) = env_pod_through_agent(&wh, &missing, &moto, &creds, root.path());
+    let tlog = secrets_injector_tests::app::termination_log_path(root.path(), "app");
+    let line = run_app_refused(&mutated, &launch, &tlog);
+    assert!(
+        line.starts_with(&format!(
+            "secrets-injector-env: env GONE: cannot read file {}: no such file",
+            launch.mount_dir().join("db/NOT_A_KEY").display()
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn env_vars_in_sidecar_mode_follow_a_rotation_at_the_next_start() {
+    let _ = secrets_injector_tests::workspace_bin("secrets-injector-env");
+    let wh = WebhookProcess::start(AGENT_IMAGE, &[]);
+    let moto = Moto::start();
+    let v = EnvValues::new();
+    seed_env(&moto, &v);
+    let creds =
+        CredentialsServer::start(POD_IDENTITY_TOKEN, "AKIDPODIDENTITY", "pod-identity-secret");
+    // Another mount path than the default: the mapping follows the pod's.
+    let mount_path = "/etc/orders/secrets";
+    let pod = env_pod(
+        "orders-sidecar",
+        &[
+            ("mode", "sidecar"),
+            ("mount-path", mount_path),
+            ("env-from", "db"),
+            ("env-API_KEY", "api-key"),
+        ],
+    );
+    let (mutated, _) = inject_with_warnings(&wh, &pod);
+    assert_no_canary("mutated pod", &mutated.to_string());
+    assert_rewritten(&mutated, mount_path);
+    let agent = agent_container(&mutated).unwrap();
+    assert_eq!(agent["restartPolicy"], "Always", "native sidecar");
+    let root = tempfile::tempdir().unwrap();
+    let launch = AgentLaunch::from_container(agent, root.path(), &moto, Some(&creds));
+    assert_eq!(launch.mount_path, mount_path);
+    let mut child = launch.spawn(&[("SECRETS_INJECTOR_REFRESH_OVERRIDE_MS", "300")]);
+    let data = launch.mount_dir().join("..data");
+    if !wait_until(Duration::from_secs(60), || data.exists()) {
+        let _ = child.kill();
+        let (_, err) = collect(child);
+        panic!("sidecar never completed its first write: {err}");
+    }
+    let wrapper = launch.mount_dir().join("..secrets-injector-env");
+    let ino = |p: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(p).unwrap().ino()
+    };
+    let wrapper_ino = ino(&wrapper);
+
+    let tlog = secrets_injector_tests::app::termination_log_path(root.path(), "app");
+    let env = run_app_ok(&mutated, &launch, &tlog);
+    let mut want = vec![
+        ("DB_USER", v.db_user.as_str()),
+        ("DB_PASSWORD", v.db_password.as_str()),
+        ("DB_HOST", v.db_host.as_str()),
+        ("API_KEY", v.api_key.as_str()),
+    ];
+    assert_env_exact(&env, &want);
+
+    // Rotate: PutSecretValue with a new password; wait for the agent's rewrite.
+    let rotated = format!("rotated {CANARY} = new\nvalue");
+    let db = serde_json::to_string(&v.db_json(&rotated)).unwrap();
+    moto.boto3(&format!(
+        "client('secretsmanager').put_secret_value(SecretId={ENV_DB:?}, SecretString={db})"
+    ));
+    let file = launch.mount_dir().join("db/DB_PASSWORD");
+    let changed = wait_until(Duration::from_secs(30), || {
+        std::fs::read_to_string(&file).is_ok_and(|s| s == rotated)
+    });
+    // The next start of the container (what `on-change: signal:SIGTERM` causes) sees it.
+    let env = changed.then(|| run_app_ok(&mutated, &launch, &tlog));
+    let same_wrapper = ino(&wrapper) == wrapper_ino;
+    nix_terminate(&child);
+    let exited = wait_until(Duration::from_secs(10), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    let (stdout, stderr) = collect(child);
+    assert_no_canary("sidecar stdout", &stdout);
+    assert_no_canary("sidecar stderr", &stderr);
+    assert_no_canary("sidecar termination message", &launch.termination_log());
+    assert!(changed, "rotation not written: {stderr}");
+    want[1].1 = &rotated;
+    assert_env_exact(&env.unwrap(), &want);
+    assert!(same_wrapper, "the wrapper is never replaced mid-flight");
+    assert!(exited, "sidecar did not exit promptly on SIGTERM");
 }
