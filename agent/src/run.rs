@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use secrets_injector_shared::{AgentConfig, Mode};
+use secrets_injector_shared::template::{self, Secrets};
+use secrets_injector_shared::{AgentConfig, Mode, keys};
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::{FailureKind, FetchFailure};
@@ -20,6 +21,8 @@ const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// Local failure codes (not AWS's): a value that does not fit its format or jmesPath.
 const CODE_RENDER: &str = "InvalidSecretValue";
+/// A template that does not render (undefined key, fuel, size).
+const CODE_TEMPLATE: &str = "TemplateError";
 /// No answer from the fetcher before the startup timeout.
 const CODE_TIMEOUT: &str = "Timeout";
 /// The fetcher returned neither a value nor a failure for a secret.
@@ -102,6 +105,7 @@ fn collect(
     let mut files = Vec::new();
     let mut fetched = 0;
     let mut results = outcome.into_iter();
+    let mut context = Secrets::default();
     for spec in &cfg.secrets {
         let secret = spec.source.to_string();
         let value = match results.next() {
@@ -127,6 +131,9 @@ fn collect(
                 continue;
             }
         };
+        if !cfg.templates.is_empty() {
+            context.insert(&spec.path, value.bytes());
+        }
         match render(spec, &value, cfg.mode_for(spec)) {
             Ok(mut f) => {
                 fetched += 1;
@@ -148,6 +155,9 @@ fn collect(
         }
     }
     if failures.is_empty() {
+        render_templates(cfg, &context, &mut files, &mut failures);
+    }
+    if failures.is_empty() {
         Ok(Rendered {
             files,
             fetched,
@@ -155,6 +165,35 @@ fn collect(
         })
     } else {
         Err(failures)
+    }
+}
+
+/// Render every template over this round's values, into the same file set;
+/// a render error is permanent and names the template, never a value.
+fn render_templates(
+    cfg: &AgentConfig,
+    context: &Secrets,
+    files: &mut Vec<OutFile>,
+    failures: &mut Vec<FetchFailure>,
+) {
+    for t in &cfg.templates {
+        match template::render(&t.template, context) {
+            Ok(contents) => files.push(OutFile {
+                path: t.path.clone(),
+                contents,
+                mode: cfg.default_mode(),
+            }),
+            Err(message) => failures.push(FetchFailure {
+                secret: format!("{}{}", keys::TEMPLATE_PREFIX, t.path),
+                code: CODE_TEMPLATE.into(),
+                message,
+                hint: Some(
+                    "check the template against the secrets' names and keys; use | default(...) for optional ones"
+                        .into(),
+                ),
+                kind: FailureKind::Permanent,
+            }),
+        }
     }
 }
 
