@@ -17,6 +17,8 @@ pub mod fetch;
 mod notify;
 mod probe;
 pub mod run;
+mod select;
+pub mod selected;
 pub mod split;
 mod termination;
 pub mod value;

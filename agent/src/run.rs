@@ -11,9 +11,9 @@ use secrets_injector_shared::{AgentConfig, Mode, keys};
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::{FailureKind, FetchFailure};
-use crate::fetch::{Fetch, FetchOutcome};
+use crate::fetch::{Fetch, FetchOutcome, Selected};
 use crate::split::{OutFile, render};
-use crate::{notify, termination, write};
+use crate::{notify, selected, termination, write};
 
 /// First retry delay for transient errors; doubles up to [`BACKOFF_CAP`].
 const BACKOFF_INITIAL: Duration = Duration::from_millis(200);
@@ -88,6 +88,21 @@ struct Rendered {
     fetched: usize,
     /// Optional secrets skipped: not found, or still unavailable at the startup timeout (logged).
     skipped: Vec<String>,
+    /// Selected names skipped as unsafe paths (logged by name).
+    unsafe_names: usize,
+}
+
+/// One round's answers: the named secrets, then the selections (§3c).
+struct Answers {
+    outcome: FetchOutcome,
+    selected: Vec<Selected>,
+}
+
+/// Fetch the named secrets and evaluate the selections, concurrently.
+async fn fetch_round<F: Fetch>(cfg: &AgentConfig, fetcher: &F) -> Answers {
+    let (outcome, selected) =
+        tokio::join!(fetcher.fetch(&cfg.secrets), fetcher.select(&cfg.selections));
+    Answers { outcome, selected }
 }
 
 /// Turn one fetch outcome (one result per spec, in spec order) into the full
@@ -97,9 +112,10 @@ struct Rendered {
 /// are permanent.
 fn collect(
     cfg: &AgentConfig,
-    outcome: FetchOutcome,
+    answers: Answers,
     last_chance: bool,
 ) -> Result<Rendered, Vec<FetchFailure>> {
+    let Answers { outcome, selected } = answers;
     let mut failures = Vec::new();
     let mut skipped = Vec::new();
     let mut files = Vec::new();
@@ -121,13 +137,7 @@ fn collect(
                 continue;
             }
             None => {
-                failures.push(FetchFailure {
-                    secret,
-                    code: CODE_NO_VALUE.into(),
-                    message: "the fetcher returned no value for this secret".into(),
-                    hint: None,
-                    kind: FailureKind::Transient,
-                });
+                failures.push(no_value(secret));
                 continue;
             }
         };
@@ -139,19 +149,37 @@ fn collect(
                 fetched += 1;
                 files.append(&mut f);
             }
-            Err(e) => failures.push(FetchFailure {
-                secret,
-                code: CODE_RENDER.into(),
-                message: match e {
-                    crate::Error::Render { message, .. } => message,
-                    other => other.to_string(),
-                },
-                hint: Some(
-                    "check the secret's format and jmesPath settings against the structure of its value"
-                        .into(),
-                ),
-                kind: FailureKind::Permanent,
-            }),
+            Err(e) => failures.push(render_failure(secret, e)),
+        }
+    }
+    let mut unsafe_names = 0;
+    let mut selected = selected.into_iter();
+    for sel in &cfg.selections {
+        let found = match selected.next() {
+            Some(Ok(found)) => found,
+            Some(Err(f)) => {
+                failures.push(f);
+                continue;
+            }
+            None => {
+                failures.push(no_value(sel.select.to_string()));
+                continue;
+            }
+        };
+        match selected::spread(sel, &found, cfg.default_mode()) {
+            Ok(mut s) => {
+                fetched += s.accepted.len();
+                unsafe_names += s.skipped;
+                files.append(&mut s.files);
+                if !cfg.templates.is_empty() {
+                    let entries = s
+                        .accepted
+                        .iter()
+                        .map(|&i| (found[i].0.as_str(), found[i].1.bytes()));
+                    context.insert_dir(&sel.path, entries);
+                }
+            }
+            Err(e) => failures.push(render_failure(sel.select.to_string(), e)),
         }
     }
     if failures.is_empty() {
@@ -162,9 +190,36 @@ fn collect(
             files,
             fetched,
             skipped,
+            unsafe_names,
         })
     } else {
         Err(failures)
+    }
+}
+
+fn no_value(secret: String) -> FetchFailure {
+    FetchFailure {
+        secret,
+        code: CODE_NO_VALUE.into(),
+        message: "the fetcher returned no value for this secret".into(),
+        hint: None,
+        kind: FailureKind::Transient,
+    }
+}
+
+fn render_failure(secret: String, e: crate::Error) -> FetchFailure {
+    FetchFailure {
+        secret,
+        code: CODE_RENDER.into(),
+        message: match e {
+            crate::Error::Render { message, .. } => message,
+            other => other.to_string(),
+        },
+        hint: Some(
+            "check the secret's format and jmesPath settings against the structure of its value"
+                .into(),
+        ),
+        kind: FailureKind::Permanent,
     }
 }
 
@@ -237,7 +292,7 @@ async fn first_write<F: Fetch>(
         let outcome = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return First::Interrupted,
-            o = tokio::time::timeout(remaining, fetcher.fetch(&cfg.secrets)) => o,
+            o = tokio::time::timeout(remaining, fetch_round(cfg, fetcher)) => o,
         };
         // Past the startup timeout, optional secrets no longer hold the pod back.
         let last_chance = Instant::now() >= deadline;
@@ -248,6 +303,7 @@ async fn first_write<F: Fetch>(
                     files: Vec::new(),
                     fetched: 0,
                     skipped: cfg.secrets.iter().map(|s| s.source.to_string()).collect(),
+                    unsafe_names: 0,
                 }),
                 f => Err(f),
             },
@@ -275,6 +331,7 @@ async fn first_write<F: Fetch>(
                             attempt,
                             fetched = r.fetched,
                             skipped = r.skipped.len(),
+                            unsafe_names = r.unsafe_names,
                             files = r.files.len(),
                             changed,
                             duration_ms = started.elapsed().as_millis() as u64,
@@ -307,11 +364,17 @@ async fn first_write<F: Fetch>(
 }
 
 fn timeout_failures(cfg: &AgentConfig, timeout: Duration) -> Vec<FetchFailure> {
-    cfg.secrets
+    let required = cfg
+        .secrets
         .iter()
         .filter(|s| !s.optional)
-        .map(|s| FetchFailure {
-            secret: s.source.to_string(),
+        .map(|s| s.source.to_string());
+    // A selection is never optional.
+    let selections = cfg.selections.iter().map(|s| s.select.to_string());
+    required
+        .chain(selections)
+        .map(|secret| FetchFailure {
+            secret,
             code: CODE_TIMEOUT.into(),
             message: format!("no answer from AWS within the startup timeout of {timeout:?}"),
             hint: Some(
@@ -412,7 +475,7 @@ async fn sidecar<F: Fetch>(
         let outcome = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            o = fetcher.fetch(&cfg.secrets) => o,
+            o = fetch_round(cfg, fetcher) => o,
         };
         let duration_ms = || started.elapsed().as_millis() as u64;
         let rendered = match collect(cfg, outcome, false) {
@@ -439,6 +502,7 @@ async fn sidecar<F: Fetch>(
                     round,
                     fetched = rendered.fetched,
                     skipped = rendered.skipped.len(),
+                    unsafe_names = rendered.unsafe_names,
                     files = rendered.files.len(),
                     changed,
                     errors_total,

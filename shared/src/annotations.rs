@@ -14,6 +14,7 @@ use crate::objects::parse_objects;
 use crate::paths;
 use crate::quantity::Quantity;
 use crate::refs::SecretRef;
+use crate::select::{self, SelectionSpec, Selector};
 use crate::template;
 use crate::validate;
 
@@ -91,6 +92,7 @@ pub fn parse_annotations(annotations: &BTreeMap<String, String>) -> Parsed {
     let get = |k: &str| values.get(k);
     let mut config = behaviour(&values, &mut p);
     config.secrets = sources.secrets;
+    config.selections = sources.selections.into_iter().map(|(s, _)| s).collect();
     config.templates = sources.templates;
     config.exec_wrapper = !env.is_empty();
     let mut quantity =
@@ -119,6 +121,8 @@ struct Sources<'a> {
     formats: BTreeMap<&'a str, (&'a str, &'a str)>,
     /// `template-<file>` annotations, compiled.
     templates: Vec<TemplateSpec>,
+    /// `secret-<dir>` selectors (§3c), with their annotation keys.
+    selections: Vec<(SelectionSpec, String)>,
 }
 
 /// Every `secret-*` and `objects` annotation, and unknown keys reported;
@@ -163,6 +167,7 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
         origin: Vec::new(),
         formats: BTreeMap::new(),
         templates: Vec::new(),
+        selections: Vec::new(),
     };
     // Env and template annotations name secrets too: without a source they must be denied, not ignored.
     let mut named_any = named > 0 || env_vars > 0 || templates > 0;
@@ -219,6 +224,20 @@ impl Sources<'_> {
             p.push(key, format!("file name {file:?} {e}"));
             return;
         }
+        if select::is_selector(value) {
+            match Selector::parse(value) {
+                Ok(select) => self.selections.push((
+                    SelectionSpec {
+                        select,
+                        path: file.to_string(),
+                        format: Format::Raw,
+                    },
+                    key.to_string(),
+                )),
+                Err(e) => p.push(key, e),
+            }
+            return;
+        }
         match SecretRef::parse(value) {
             Ok(source) => {
                 self.secrets.push(SecretSpec::new(source, file));
@@ -245,7 +264,7 @@ impl Sources<'_> {
 
     /// Templates need secrets to render from; `format: none` needs a template to use it.
     fn check_templates(&self, p: &mut Problems) {
-        if !self.templates.is_empty() && self.secrets.is_empty() {
+        if !self.templates.is_empty() && self.secrets.is_empty() && self.selections.is_empty() {
             p.push(
                 keys::TEMPLATE_PREFIX.trim_end_matches('-'),
                 "templates render from secrets, but the pod names none (add secret-* or objects annotations)",
@@ -283,10 +302,13 @@ impl Sources<'_> {
                     key,
                     format!("{value:?} is not raw, dotenv, json, yaml, properties, files or none"),
                 ),
-                (Some(_), None) => p.push(
-                    key,
-                    format!("no matching {}{file} annotation", keys::SECRET_PREFIX),
-                ),
+                (Some(f), None) => match self.selections.iter_mut().find(|s| s.0.path == *file) {
+                    Some(sel) => sel.0.format = f,
+                    None => p.push(
+                        key,
+                        format!("no matching {}{file} annotation", keys::SECRET_PREFIX),
+                    ),
+                },
                 (Some(f), Some(&i)) => set.push((i, f)),
             }
         }
@@ -450,7 +472,11 @@ fn check_output_paths(sources: &Sources<'_>, p: &mut Problems) {
         .iter()
         .zip(&template_keys)
         .map(|(t, k)| (vec![t.path.as_str()], k.as_str()));
-    for (outputs, from) in secrets.chain(templates) {
+    let selections = sources
+        .selections
+        .iter()
+        .map(|(s, k)| (vec![s.path.as_str()], k.as_str()));
+    for (outputs, from) in secrets.chain(templates).chain(selections) {
         for path in outputs {
             if let Err(e) = paths::check_relative(path, true) {
                 p.push(annotation_of(from), format!("output path {path:?} {e}"));
@@ -839,5 +865,50 @@ mod tests {
             ("secrets-injector.io/env-X", "db"),
         ]);
         assert!(msg.contains("env-X: \"db\" is not a file"), "{msg}");
+    }
+
+    #[test]
+    fn selectors_become_selections_with_their_format() {
+        let r = parse_ok(&[
+            ("secrets-injector.io/secret-orders", "prod/orders/*"),
+            ("secrets-injector.io/format-orders", "json"),
+            ("secrets-injector.io/secret-params", "ssm:/prod/orders/*"),
+            (
+                "secrets-injector.io/secret-tagged",
+                "tag:team=orders,env=prod",
+            ),
+            (
+                "secrets-injector.io/template-cfg",
+                "{{ secrets[\"orders\"][\"api-key\"] }}",
+            ),
+        ]);
+        assert!(r.config.secrets.is_empty());
+        let s = &r.config.selections;
+        assert_eq!(s.len(), 3);
+        assert_eq!((s[0].path.as_str(), s[0].format), ("orders", Format::Json));
+        assert_eq!(s[1].select.to_string(), "ssm:/prod/orders/*");
+        assert_eq!(s[2].select.to_string(), "tag:team=orders,env=prod");
+    }
+
+    #[test]
+    fn bad_selectors_and_colliding_directories_are_denied() {
+        let msg = problems(&[
+            ("secrets-injector.io/secret-all", "*"),
+            ("secrets-injector.io/secret-orders", "prod/orders/*"),
+            (
+                keys::OBJECTS,
+                "- {objectName: a, objectType: secretsmanager, objectAlias: orders/x}",
+            ),
+        ]);
+        assert!(
+            msg.contains("secrets-injector.io/secret-all: \"*\": selects every secret"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(
+                "output path \"orders\" collides with the one from secrets-injector.io/objects[0]"
+            ),
+            "{msg}"
+        );
     }
 }

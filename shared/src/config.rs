@@ -213,6 +213,9 @@ pub struct AgentConfig {
     #[serde(default, skip_serializing_if = "is_false")]
     pub exec_wrapper: bool,
     pub secrets: Vec<SecretSpec>,
+    /// Directories of many secrets, by prefix, SSM path or tags (§3c).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selections: Vec<crate::select::SelectionSpec>,
     /// Files rendered from the secrets after each fetch, in the same atomic write.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub templates: Vec<TemplateSpec>,
@@ -235,6 +238,7 @@ impl Default for AgentConfig {
             allow_node_role: false,
             exec_wrapper: false,
             secrets: Vec::new(),
+            selections: Vec::new(),
             templates: Vec::new(),
         }
     }
@@ -339,6 +343,14 @@ impl AgentConfig {
                 if let Err(e) = crate::paths::check_relative(p, true) {
                     problems.push(format!("secret {}: path {p:?} {e}", s.source));
                 }
+            }
+        }
+        for sel in &self.selections {
+            if let Err(e) = sel.select.check() {
+                problems.push(format!("selection {}: {e}", sel.select));
+            }
+            if let Err(e) = crate::paths::check_relative(&sel.path, true) {
+                problems.push(format!("selection {}: path {:?} {e}", sel.select, sel.path));
             }
         }
         for t in &self.templates {

@@ -14,6 +14,7 @@ pub mod on_change;
 pub mod paths;
 pub mod quantity;
 pub mod refs;
+pub mod select;
 pub mod template;
 pub mod validate;
 

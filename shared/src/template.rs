@@ -34,6 +34,8 @@ fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(FUEL));
+    // A rendered file ends as its template does (Jinja would drop the last newline).
+    env.set_keep_trailing_newline(true);
     env.add_filter("b64encode", b64encode);
     env.add_filter("b64decode", b64decode);
     env.add_filter("urlencode", urlencode);
