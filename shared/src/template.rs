@@ -282,6 +282,17 @@ mod tests {
     }
 
     #[test]
+    fn loops_tests_and_the_trailing_newline_work_as_documented() {
+        let s = [("db", r#"{"a":"1","b":"2"}"#)];
+        let out = render_str(
+            "{% for k, v in secrets.db | items %}{{ k }}={{ v }};{% endfor %}\n{% if secrets.db.c is defined %}c{% else %}no c{% endif %}\n",
+            &s,
+        )
+        .unwrap();
+        assert_eq!(out, "a=1;b=2;\nno c\n");
+    }
+
+    #[test]
     fn b64decode_errors_name_no_value() {
         let e = render_str("{{ secrets.k | b64decode }}", &[("k", CANARY)]).unwrap_err();
         assert_eq!(
