@@ -178,8 +178,7 @@ async fn by_path(f: &AwsFetcher, region: &str, path: &str) -> Found {
 /// then the values in `BatchGetSecretValue` calls of 20.
 async fn by_tags(f: &AwsFetcher, region: &str, tags: &[Tag]) -> Found {
     let client = f.clients().secrets_manager(region);
-    let first = &tags[..1];
-    let filters = first.iter().flat_map(|t| {
+    let filters = tags.first().into_iter().flat_map(|t| {
         [
             Filter::builder()
                 .key(FilterNameStringType::TagKey)

@@ -199,6 +199,16 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
             );
         }
     }
+    if out.selections.len() > select::MAX_SELECTORS {
+        p.push(
+            keys::SECRET_PREFIX.trim_end_matches('-'),
+            format!(
+                "the pod has {} selectors (prefix, ssm path or tag); the limit is {}",
+                out.selections.len(),
+                select::MAX_SELECTORS
+            ),
+        );
+    }
     if out.secrets.len() > MAX_SECRETS {
         p.push(
             keys::OBJECTS,
@@ -270,18 +280,19 @@ impl Sources<'_> {
                 "templates render from secrets, but the pod names none (add secret-* or objects annotations)",
             );
         }
-        let unused = self.secrets.iter().zip(&self.origin);
-        for (s, from) in unused.filter(|(s, _)| s.format == Format::NoFile) {
-            if self.templates.is_empty() {
-                p.push(
-                    annotation_of(from),
-                    format!(
-                        "format none writes no file for {:?}, and no {}* annotation uses it",
-                        s.path,
-                        keys::TEMPLATE_PREFIX
-                    ),
-                );
-            }
+        if !self.templates.is_empty() {
+            return;
+        }
+        let specs = self.secrets.iter().zip(&self.origin);
+        for (s, from) in specs.filter(|(s, _)| s.format == Format::NoFile) {
+            p.push(
+                annotation_of(from),
+                format!(
+                    "format none writes no file for {:?}, and no {}* annotation uses it",
+                    s.path,
+                    keys::TEMPLATE_PREFIX
+                ),
+            );
         }
     }
 
@@ -865,6 +876,21 @@ mod tests {
             ("secrets-injector.io/env-X", "db"),
         ]);
         assert!(msg.contains("env-X: \"db\" is not a file"), "{msg}");
+    }
+
+    #[test]
+    fn selectors_per_pod_are_capped() {
+        let many: Vec<(String, String)> = (0..=select::MAX_SELECTORS)
+            .map(|i| {
+                (
+                    format!("secrets-injector.io/secret-s{i}"),
+                    format!("p{i}/*"),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let msg = problems(&refs);
+        assert!(msg.contains("the pod has 21 selectors"), "{msg}");
     }
 
     #[test]

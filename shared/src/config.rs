@@ -469,6 +469,44 @@ mod tests {
     }
 
     #[test]
+    fn hand_written_templates_and_selections_are_checked() {
+        let mut cfg = sample();
+        cfg.templates.push(TemplateSpec {
+            path: "../t".into(),
+            template: "{% include 'x' %}".into(),
+        });
+        cfg.selections.push(crate::select::SelectionSpec {
+            select: crate::select::Selector::Prefix {
+                prefix: String::new(),
+            },
+            path: "/abs".into(),
+            format: Format::Raw,
+        });
+        let err = AgentConfig::from_json(&cfg.to_json())
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "template \"../t\": path must be a plain file name",
+            "template \"../t\": syntax error on line 1: unknown statement include",
+            "selection *: selects every secret",
+            "selection *: path \"/abs\" must be relative",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in {err}");
+        }
+        let mut ok = sample();
+        ok.templates.push(TemplateSpec {
+            path: "t".into(),
+            template: "{{ secrets.x }}".into(),
+        });
+        let back = AgentConfig::from_json(&ok.to_json()).unwrap();
+        assert_eq!(back, ok);
+        assert!(
+            !sample().to_json().contains("templates"),
+            "empty lists are not written"
+        );
+    }
+
+    #[test]
     fn hand_written_configs_with_unsafe_modes_or_deep_jmes_paths_are_refused() {
         let mut cfg = sample();
         cfg.file_permission = Some(0o4755);

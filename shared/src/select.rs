@@ -11,6 +11,8 @@ use crate::refs::SecretRef;
 
 /// Most secrets one selector may return; more is an error, never a partial set.
 pub const MAX_SELECTED: usize = 500;
+/// Most selectors one pod may have: each may return [`MAX_SELECTED`] secrets.
+pub const MAX_SELECTORS: usize = 20;
 /// Most `key=value` pairs in one `tag:` selector.
 pub const MAX_TAGS: usize = 10;
 /// AWS's limits on a tag key and value.
