@@ -105,95 +105,114 @@ async fn fetch_round<F: Fetch>(cfg: &AgentConfig, fetcher: &F) -> Answers {
     Answers { outcome, selected }
 }
 
-/// Turn one fetch outcome (one result per spec, in spec order) into the full
-/// file set, or every failure of the round in config order. Optional secrets
-/// that are not found are skipped — and, on the `last_chance` (the startup
-/// timeout has passed), those still failing transiently too; render errors
-/// are permanent.
+/// Turn one round's answers (one result per spec and per selection, in
+/// order) into the full file set, or every failure of the round in config
+/// order. Optional secrets that are not found are skipped — and, on the
+/// `last_chance` (the startup timeout has passed), those still failing
+/// transiently too; render errors are permanent. Templates render last, from
+/// a complete round only.
 fn collect(
     cfg: &AgentConfig,
     answers: Answers,
     last_chance: bool,
 ) -> Result<Rendered, Vec<FetchFailure>> {
-    let Answers { outcome, selected } = answers;
-    let mut failures = Vec::new();
-    let mut skipped = Vec::new();
-    let mut files = Vec::new();
-    let mut fetched = 0;
-    let mut results = outcome.into_iter();
-    let mut context = Secrets::default();
-    for spec in &cfg.secrets {
-        let secret = spec.source.to_string();
-        let value = match results.next() {
-            Some(Ok(value)) => value,
-            Some(Err(f)) => {
-                let skippable =
-                    f.kind == FailureKind::NotFound || (last_chance && f.is_transient());
-                if spec.optional && skippable {
-                    skipped.push(secret);
-                } else {
-                    failures.push(f);
-                }
-                continue;
-            }
-            None => {
-                failures.push(no_value(secret));
-                continue;
-            }
-        };
-        if !cfg.templates.is_empty() {
-            context.insert(&spec.path, value.bytes());
-        }
-        match render(spec, &value, cfg.mode_for(spec)) {
-            Ok(mut f) => {
-                fetched += 1;
-                files.append(&mut f);
-            }
-            Err(e) => failures.push(render_failure(secret, e)),
-        }
+    let mut round = Round::default();
+    round.secrets(cfg, answers.outcome, last_chance);
+    round.selections(cfg, answers.selected);
+    if round.failures.is_empty() {
+        render_templates(cfg, &round.context, &mut round.files, &mut round.failures);
     }
-    let mut unsafe_names = 0;
-    let mut selected = selected.into_iter();
-    for sel in &cfg.selections {
-        let found = match selected.next() {
-            Some(Ok(found)) => found,
-            Some(Err(f)) => {
-                failures.push(f);
-                continue;
-            }
-            None => {
-                failures.push(no_value(sel.select.to_string()));
-                continue;
-            }
-        };
-        match selected::spread(sel, &found, cfg.default_mode()) {
-            Ok(mut s) => {
-                fetched += s.accepted.len();
-                unsafe_names += s.skipped;
-                files.append(&mut s.files);
-                if !cfg.templates.is_empty() {
-                    let entries = s
-                        .accepted
-                        .iter()
-                        .map(|&i| (found[i].0.as_str(), found[i].1.bytes()));
-                    context.insert_dir(&sel.path, entries);
-                }
-            }
-            Err(e) => failures.push(render_failure(sel.select.to_string(), e)),
-        }
-    }
-    if failures.is_empty() {
-        render_templates(cfg, &context, &mut files, &mut failures);
-    }
-    if failures.is_empty() {
+    if round.failures.is_empty() {
         Ok(Rendered {
-            files,
-            fetched,
-            skipped,
-            unsafe_names,
+            files: round.files,
+            fetched: round.fetched,
+            skipped: round.skipped,
+            unsafe_names: round.unsafe_names,
         })
     } else {
-        Err(failures)
+        Err(round.failures)
+    }
+}
+
+/// What a round has produced so far.
+#[derive(Default)]
+struct Round {
+    files: Vec<OutFile>,
+    failures: Vec<FetchFailure>,
+    skipped: Vec<String>,
+    fetched: usize,
+    unsafe_names: usize,
+    /// `secrets[...]` for the templates (filled only when there are templates).
+    context: Secrets,
+}
+
+impl Round {
+    fn secrets(&mut self, cfg: &AgentConfig, outcome: FetchOutcome, last_chance: bool) {
+        let mut results = outcome.into_iter();
+        for spec in &cfg.secrets {
+            let secret = spec.source.to_string();
+            let value = match results.next() {
+                Some(Ok(value)) => value,
+                Some(Err(f)) => {
+                    let skippable =
+                        f.kind == FailureKind::NotFound || (last_chance && f.is_transient());
+                    if spec.optional && skippable {
+                        self.skipped.push(secret);
+                    } else {
+                        self.failures.push(f);
+                    }
+                    continue;
+                }
+                None => {
+                    self.failures.push(no_value(secret));
+                    continue;
+                }
+            };
+            if !cfg.templates.is_empty() {
+                self.context.insert(&spec.path, value.bytes());
+            }
+            match render(spec, &value, cfg.mode_for(spec)) {
+                Ok(mut f) => {
+                    self.fetched += 1;
+                    self.files.append(&mut f);
+                }
+                Err(e) => self.failures.push(render_failure(secret, e)),
+            }
+        }
+    }
+
+    fn selections(&mut self, cfg: &AgentConfig, selected: Vec<Selected>) {
+        let mut selected = selected.into_iter();
+        for sel in &cfg.selections {
+            let found = match selected.next() {
+                Some(Ok(found)) => found,
+                Some(Err(f)) => {
+                    self.failures.push(f);
+                    continue;
+                }
+                None => {
+                    self.failures.push(no_value(sel.select.to_string()));
+                    continue;
+                }
+            };
+            match selected::spread(sel, &found, cfg.default_mode()) {
+                Ok(mut s) => {
+                    self.fetched += s.accepted.len();
+                    self.unsafe_names += s.skipped;
+                    self.files.append(&mut s.files);
+                    if !cfg.templates.is_empty() {
+                        let entries = s
+                            .accepted
+                            .iter()
+                            .map(|&i| (found[i].0.as_str(), found[i].1.bytes()));
+                        self.context.insert_dir(&sel.path, entries);
+                    }
+                }
+                Err(e) => self
+                    .failures
+                    .push(render_failure(sel.select.to_string(), e)),
+            }
+        }
     }
 }
 
