@@ -556,6 +556,22 @@ assert by_action["secretsmanager:BatchGetSecretValue"]["Resource"] == "*"
 assert "*" not in json.dumps(by_action["secretsmanager:GetSecretValue"]["Resource"]).replace("/*", ""), "GetSecretValue on *"
 assert "kms:ViaService" in by_action["kms:Decrypt"]["Condition"]["StringEquals"]
 PY
+check "docs/iam-policy-selectors.json: selector actions, ListSecrets and BatchGetSecretValue alone on *, tag reads behind ResourceTag" py - docs/iam-policy-selectors.json <<'PY'
+import json, sys
+stmts = json.load(open(sys.argv[1]))["Statement"]
+actions = set()
+for st in stmts:
+    assert st["Effect"] == "Allow"
+    acts = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
+    actions.update(acts)
+    res = json.dumps(st["Resource"])
+    if "secretsmanager:GetSecretValue" in acts and res.endswith(':secret:*"'):
+        assert any(k.startswith("aws:ResourceTag/") for k in st["Condition"]["StringEquals"]), "GetSecretValue on secret:* without a ResourceTag condition"
+    if st["Resource"] == "*":
+        assert set(acts) <= {"secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"}, f"{acts} on *"
+want = {"secretsmanager:ListSecrets", "secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue", "ssm:GetParametersByPath", "kms:Decrypt"}
+assert actions == want, f"actions {sorted(actions)} != {sorted(want)}"
+PY
 
 echo "== images"
 check "hadolint Dockerfile.webhook" "$bin/hadolint" Dockerfile.webhook

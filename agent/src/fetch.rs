@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use secrets_injector_shared::select::SelectionSpec;
 use secrets_injector_shared::{SecretRef, SecretSpec};
 
 use crate::aws::Clients;
@@ -15,10 +16,34 @@ use crate::value::SecretValue;
 /// One result per spec, in the order of the specs given.
 pub type FetchOutcome = Vec<Result<SecretValue, FetchFailure>>;
 
+/// The secrets of one selection (§3c): (name relative to the prefix, value),
+/// all or nothing. Names are not yet checked as paths (the run loop does).
+pub type Selected = Result<Vec<(String, SecretValue)>, FetchFailure>;
+
 /// Fetches `specs`; implemented over the AWS SDK clients by [`AwsFetcher`].
 pub trait Fetch {
     fn fetch(&self, specs: &[SecretSpec])
     -> impl std::future::Future<Output = FetchOutcome> + Send;
+
+    /// One result per selection, in order. A fetcher that cannot select fails closed.
+    fn select(
+        &self,
+        selections: &[SelectionSpec],
+    ) -> impl std::future::Future<Output = Vec<Selected>> + Send {
+        let out = selections
+            .iter()
+            .map(|s| {
+                Err(FetchFailure {
+                    secret: s.select.to_string(),
+                    code: "NotSupported".into(),
+                    message: "this fetcher cannot select secrets".into(),
+                    hint: None,
+                    kind: FailureKind::Permanent,
+                })
+            })
+            .collect();
+        std::future::ready(out)
+    }
 }
 
 /// Secret ids per `BatchGetSecretValue` call (API maximum).
@@ -30,7 +55,7 @@ const MAX_PAGES: usize = 20;
 
 /// One distinct thing to fetch: identical references across specs fetch once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Key {
+pub(crate) struct Key {
     ssm: bool,
     region: String,
     id: String,
@@ -47,6 +72,17 @@ impl Key {
             id: source.id().to_string(),
             version_id: spec.version_id.clone(),
             version_stage: spec.version_stage.clone(),
+        }
+    }
+
+    /// The current version of a Secrets Manager secret (a selection's ARN).
+    pub(crate) fn latest_secret(region: &str, id: &str) -> Key {
+        Key {
+            ssm: false,
+            region: region.to_string(),
+            id: id.to_string(),
+            version_id: None,
+            version_stage: None,
         }
     }
 
@@ -73,14 +109,7 @@ impl Key {
 
     /// IAM resource of this key, for hints (an ARN pattern when only a name is known).
     fn resource(&self) -> String {
-        // The partition follows the region (`cn-*`, `us-gov-*`), as IAM needs it.
-        let partition = if self.region.starts_with("cn-") {
-            "aws-cn"
-        } else if self.region.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else {
-            "aws"
-        };
+        let partition = partition(&self.region);
         if self.id.starts_with("arn:") {
             self.id.clone()
         } else if self.ssm {
@@ -98,7 +127,18 @@ impl Key {
     }
 }
 
-type Outcome = Result<SecretValue, Classified>;
+/// The partition of a region (`cn-*`, `us-gov-*`), as IAM ARNs need it.
+pub(crate) fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+pub(crate) type Outcome = Result<SecretValue, Classified>;
 
 /// [`Fetch`] over the AWS SDK with the fewest calls.
 #[derive(Debug)]
@@ -125,7 +165,7 @@ impl AwsFetcher {
         self.batch_denied.load(Ordering::Relaxed)
     }
 
-    async fn fetch_keys(&self, keys: Vec<Key>) -> HashMap<Key, Outcome> {
+    pub(crate) async fn fetch_keys(&self, keys: Vec<Key>) -> HashMap<Key, Outcome> {
         let mut results = HashMap::new();
         let mut sm_batches: BTreeMap<String, Vec<Key>> = BTreeMap::new();
         let mut ssm_batches: BTreeMap<String, Vec<Key>> = BTreeMap::new();
@@ -356,7 +396,7 @@ fn parameter_matches(p: &aws_sdk_ssm::types::Parameter, k: &Key) -> bool {
     }
 }
 
-fn entry_value(text: Option<&str>, binary: Option<&aws_smithy_types::Blob>) -> Outcome {
+pub(crate) fn entry_value(text: Option<&str>, binary: Option<&aws_smithy_types::Blob>) -> Outcome {
     match (text, binary) {
         (Some(s), _) => Ok(SecretValue::Text(s.to_string())),
         (None, Some(b)) => Ok(SecretValue::Binary(b.as_ref().to_vec())),
@@ -368,6 +408,10 @@ fn entry_value(text: Option<&str>, binary: Option<&aws_smithy_types::Blob>) -> O
 }
 
 impl Fetch for AwsFetcher {
+    async fn select(&self, selections: &[SelectionSpec]) -> Vec<Selected> {
+        crate::select::select_all(self, selections).await
+    }
+
     async fn fetch(&self, specs: &[SecretSpec]) -> FetchOutcome {
         let keys: Vec<Key> = specs
             .iter()

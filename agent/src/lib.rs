@@ -2,9 +2,11 @@
 //!
 //! Layout: `cli` (process start) → `run` (init/sidecar loops over any
 //! `fetch::Fetch`) → `fetch` (AWS calls, `aws` builds the clients,
-//! `classify` gives every AWS error its `failure::FailureKind`) → `split`
-//! (a `value::SecretValue` into files) → `write` (atomic file set), then
-//! `notify` (`on-change`) and `termination` (the kubelet's message).
+//! `classify` gives every AWS error its `failure::FailureKind`; `select`
+//! evaluates prefix/path/tag selectors) → `split` (a `value::SecretValue` into
+//! files; `selected` for a selection's directory; templates render through
+//! `shared::template`) → `write` (atomic file set), then `notify`
+//! (`on-change`) and `termination` (the kubelet's message).
 
 mod args;
 pub mod aws;
@@ -18,6 +20,8 @@ mod notify;
 pub mod panic_hook;
 mod probe;
 pub mod run;
+mod select;
+mod selected;
 pub mod split;
 mod termination;
 pub mod value;

@@ -6,13 +6,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use secrets_injector_shared::{AgentConfig, Mode};
+use secrets_injector_shared::template::{self, Secrets};
+use secrets_injector_shared::{AgentConfig, Mode, keys};
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::{FailureKind, FetchFailure};
-use crate::fetch::{Fetch, FetchOutcome};
+use crate::fetch::{Fetch, FetchOutcome, Selected};
 use crate::split::{OutFile, render};
-use crate::{notify, termination, write};
+use crate::{notify, selected, termination, write};
 
 /// First retry delay for transient errors; doubles up to [`BACKOFF_CAP`].
 const BACKOFF_INITIAL: Duration = Duration::from_millis(200);
@@ -20,6 +21,8 @@ const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// Local failure codes (not AWS's): a value that does not fit its format or jmesPath.
 const CODE_RENDER: &str = "InvalidSecretValue";
+/// A template that does not render (undefined key, fuel, size).
+const CODE_TEMPLATE: &str = "TemplateError";
 /// No answer from the fetcher before the startup timeout.
 const CODE_TIMEOUT: &str = "Timeout";
 /// The fetcher returned neither a value nor a failure for a secret.
@@ -85,76 +88,186 @@ struct Rendered {
     fetched: usize,
     /// Optional secrets skipped: not found, or still unavailable at the startup timeout (logged).
     skipped: Vec<String>,
+    /// Selected names skipped as unsafe paths (logged by name).
+    unsafe_names: usize,
 }
 
-/// Turn one fetch outcome (one result per spec, in spec order) into the full
-/// file set, or every failure of the round in config order. Optional secrets
-/// that are not found are skipped — and, on the `last_chance` (the startup
-/// timeout has passed), those still failing transiently too; render errors
-/// are permanent.
+/// One round's answers: the named secrets, then the selections (§3c).
+struct Answers {
+    outcome: FetchOutcome,
+    selected: Vec<Selected>,
+}
+
+/// Fetch the named secrets and evaluate the selections, concurrently.
+async fn fetch_round<F: Fetch>(cfg: &AgentConfig, fetcher: &F) -> Answers {
+    let (outcome, selected) =
+        tokio::join!(fetcher.fetch(&cfg.secrets), fetcher.select(&cfg.selections));
+    Answers { outcome, selected }
+}
+
+/// Turn one round's answers (one result per spec and per selection, in
+/// order) into the full file set, or every failure of the round in config
+/// order. Optional secrets that are not found are skipped — and, on the
+/// `last_chance` (the startup timeout has passed), those still failing
+/// transiently too; render errors are permanent. Templates render last, from
+/// a complete round only.
 fn collect(
     cfg: &AgentConfig,
-    outcome: FetchOutcome,
+    answers: Answers,
     last_chance: bool,
 ) -> Result<Rendered, Vec<FetchFailure>> {
-    let mut failures = Vec::new();
-    let mut skipped = Vec::new();
-    let mut files = Vec::new();
-    let mut fetched = 0;
-    let mut results = outcome.into_iter();
-    for spec in &cfg.secrets {
-        let secret = spec.source.to_string();
-        let value = match results.next() {
-            Some(Ok(value)) => value,
-            Some(Err(f)) => {
-                let skippable =
-                    f.kind == FailureKind::NotFound || (last_chance && f.is_transient());
-                if spec.optional && skippable {
-                    skipped.push(secret);
-                } else {
-                    failures.push(f);
+    let mut round = Round::default();
+    round.secrets(cfg, answers.outcome, last_chance);
+    round.selections(cfg, answers.selected);
+    if round.failures.is_empty() {
+        render_templates(cfg, &round.context, &mut round.files, &mut round.failures);
+    }
+    if round.failures.is_empty() {
+        Ok(Rendered {
+            files: round.files,
+            fetched: round.fetched,
+            skipped: round.skipped,
+            unsafe_names: round.unsafe_names,
+        })
+    } else {
+        Err(round.failures)
+    }
+}
+
+/// What a round has produced so far.
+#[derive(Default)]
+struct Round {
+    files: Vec<OutFile>,
+    failures: Vec<FetchFailure>,
+    skipped: Vec<String>,
+    fetched: usize,
+    unsafe_names: usize,
+    /// `secrets[...]` for the templates (filled only when there are templates).
+    context: Secrets,
+}
+
+impl Round {
+    fn secrets(&mut self, cfg: &AgentConfig, outcome: FetchOutcome, last_chance: bool) {
+        let mut results = outcome.into_iter();
+        for spec in &cfg.secrets {
+            let secret = spec.source.to_string();
+            let value = match results.next() {
+                Some(Ok(value)) => value,
+                Some(Err(f)) => {
+                    let skippable =
+                        f.kind == FailureKind::NotFound || (last_chance && f.is_transient());
+                    if spec.optional && skippable {
+                        self.skipped.push(secret);
+                    } else {
+                        self.failures.push(f);
+                    }
+                    continue;
                 }
-                continue;
+                None => {
+                    self.failures.push(no_value(secret));
+                    continue;
+                }
+            };
+            if !cfg.templates.is_empty() {
+                self.context.insert(&spec.path, value.bytes());
             }
-            None => {
-                failures.push(FetchFailure {
-                    secret,
-                    code: CODE_NO_VALUE.into(),
-                    message: "the fetcher returned no value for this secret".into(),
-                    hint: None,
-                    kind: FailureKind::Transient,
-                });
-                continue;
+            match render(spec, &value, cfg.mode_for(spec)) {
+                Ok(mut f) => {
+                    self.fetched += 1;
+                    self.files.append(&mut f);
+                }
+                Err(e) => self.failures.push(render_failure(secret, e)),
             }
-        };
-        match render(spec, &value, cfg.mode_for(spec)) {
-            Ok(mut f) => {
-                fetched += 1;
-                files.append(&mut f);
+        }
+    }
+
+    fn selections(&mut self, cfg: &AgentConfig, selected: Vec<Selected>) {
+        let mut selected = selected.into_iter();
+        for sel in &cfg.selections {
+            let found = match selected.next() {
+                Some(Ok(found)) => found,
+                Some(Err(f)) => {
+                    self.failures.push(f);
+                    continue;
+                }
+                None => {
+                    self.failures.push(no_value(sel.select.to_string()));
+                    continue;
+                }
+            };
+            match selected::spread(sel, &found, cfg.default_mode()) {
+                Ok(mut s) => {
+                    self.fetched += s.accepted.len();
+                    self.unsafe_names += s.skipped;
+                    self.files.append(&mut s.files);
+                    if !cfg.templates.is_empty() {
+                        let entries = s
+                            .accepted
+                            .iter()
+                            .map(|&i| (found[i].0.as_str(), found[i].1.bytes()));
+                        self.context.insert_dir(&sel.path, entries);
+                    }
+                }
+                Err(e) => self
+                    .failures
+                    .push(render_failure(sel.select.to_string(), e)),
             }
-            Err(e) => failures.push(FetchFailure {
-                secret,
-                code: CODE_RENDER.into(),
-                message: match e {
-                    crate::Error::Render { message, .. } => message,
-                    other => other.to_string(),
-                },
+        }
+    }
+}
+
+fn no_value(secret: String) -> FetchFailure {
+    FetchFailure {
+        secret,
+        code: CODE_NO_VALUE.into(),
+        message: "the fetcher returned no value for this secret".into(),
+        hint: None,
+        kind: FailureKind::Transient,
+    }
+}
+
+fn render_failure(secret: String, e: crate::Error) -> FetchFailure {
+    FetchFailure {
+        secret,
+        code: CODE_RENDER.into(),
+        message: match e {
+            crate::Error::Render { message, .. } => message,
+            other => other.to_string(),
+        },
+        hint: Some(
+            "check the secret's format and jmesPath settings against the structure of its value"
+                .into(),
+        ),
+        kind: FailureKind::Permanent,
+    }
+}
+
+/// Render every template over this round's values, into the same file set;
+/// a render error is permanent and names the template, never a value.
+fn render_templates(
+    cfg: &AgentConfig,
+    context: &Secrets,
+    files: &mut Vec<OutFile>,
+    failures: &mut Vec<FetchFailure>,
+) {
+    for t in &cfg.templates {
+        match template::render(&t.template, context) {
+            Ok(contents) => files.push(OutFile {
+                path: t.path.clone(),
+                contents,
+                mode: cfg.default_mode(),
+            }),
+            Err(message) => failures.push(FetchFailure {
+                secret: format!("{}{}", keys::TEMPLATE_PREFIX, t.path),
+                code: CODE_TEMPLATE.into(),
+                message,
                 hint: Some(
-                    "check the secret's format and jmesPath settings against the structure of its value"
+                    "check the template against the secrets' names and keys; use | default(...) for optional ones"
                         .into(),
                 ),
                 kind: FailureKind::Permanent,
             }),
         }
-    }
-    if failures.is_empty() {
-        Ok(Rendered {
-            files,
-            fetched,
-            skipped,
-        })
-    } else {
-        Err(failures)
     }
 }
 
@@ -198,7 +311,7 @@ async fn first_write<F: Fetch>(
         let outcome = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return First::Interrupted,
-            o = tokio::time::timeout(remaining, fetcher.fetch(&cfg.secrets)) => o,
+            o = tokio::time::timeout(remaining, fetch_round(cfg, fetcher)) => o,
         };
         // Past the startup timeout, optional secrets no longer hold the pod back.
         let last_chance = Instant::now() >= deadline;
@@ -209,6 +322,7 @@ async fn first_write<F: Fetch>(
                     files: Vec::new(),
                     fetched: 0,
                     skipped: cfg.secrets.iter().map(|s| s.source.to_string()).collect(),
+                    unsafe_names: 0,
                 }),
                 f => Err(f),
             },
@@ -236,6 +350,7 @@ async fn first_write<F: Fetch>(
                             attempt,
                             fetched = r.fetched,
                             skipped = r.skipped.len(),
+                            unsafe_names = r.unsafe_names,
                             files = r.files.len(),
                             changed,
                             duration_ms = started.elapsed().as_millis() as u64,
@@ -268,11 +383,17 @@ async fn first_write<F: Fetch>(
 }
 
 fn timeout_failures(cfg: &AgentConfig, timeout: Duration) -> Vec<FetchFailure> {
-    cfg.secrets
+    let required = cfg
+        .secrets
         .iter()
         .filter(|s| !s.optional)
-        .map(|s| FetchFailure {
-            secret: s.source.to_string(),
+        .map(|s| s.source.to_string());
+    // A selection is never optional.
+    let selections = cfg.selections.iter().map(|s| s.select.to_string());
+    required
+        .chain(selections)
+        .map(|secret| FetchFailure {
+            secret,
             code: CODE_TIMEOUT.into(),
             message: format!("no answer from AWS within the startup timeout of {timeout:?}"),
             hint: Some(
@@ -379,7 +500,7 @@ async fn sidecar<F: Fetch>(
         let outcome = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            o = fetcher.fetch(&cfg.secrets) => o,
+            o = fetch_round(cfg, fetcher) => o,
         };
         let duration_ms = || started.elapsed().as_millis() as u64;
         let rendered = match collect(cfg, outcome, false) {
@@ -406,6 +527,7 @@ async fn sidecar<F: Fetch>(
                     round,
                     fetched = rendered.fetched,
                     skipped = rendered.skipped.len(),
+                    unsafe_names = rendered.unsafe_names,
                     files = rendered.files.len(),
                     changed,
                     errors_total,

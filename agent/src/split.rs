@@ -35,7 +35,8 @@ pub fn render(spec: &SecretSpec, value: &SecretValue, mode: u32) -> Result<Vec<O
         secret: secret.clone(),
         message,
     };
-    let needs_json = spec.format != Format::Raw || !spec.jmes_path.is_empty();
+    let needs_json =
+        !matches!(spec.format, Format::Raw | Format::NoFile) || !spec.jmes_path.is_empty();
     let json = if needs_json {
         Some(parse_json(value).ok_or_else(|| {
             err(format!(
@@ -54,6 +55,8 @@ pub fn render(spec: &SecretSpec, value: &SecretValue, mode: u32) -> Result<Vec<O
     let mut out = Vec::new();
     match (spec.format, &json) {
         (Format::Raw, _) => out.push(file(spec.path.clone(), value.bytes().to_vec())),
+        // Fetched for templates only.
+        (Format::NoFile, _) => {}
         (Format::Json, Some(j)) => out.push(file(spec.path.clone(), pretty_json(j))),
         (Format::Yaml, Some(j)) => {
             let yaml = serde_yaml_ng::to_string(j)

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::config::{
     AgentConfig, DEFAULT_MOUNT_PATH, DEFAULT_REFRESH_SECS, DEFAULT_STARTUP_TIMEOUT_SECS, Format,
     MAX_REFRESH_SECS, MAX_STARTUP_TIMEOUT_SECS, MIN_REFRESH_SECS, Mode, OnChange, SecretSpec,
+    TemplateSpec,
 };
 use crate::env::{self, EnvRequest};
 use crate::error::Problems;
@@ -13,6 +14,8 @@ use crate::objects::parse_objects;
 use crate::paths;
 use crate::quantity::Quantity;
 use crate::refs::SecretRef;
+use crate::select::{self, SelectionSpec, Selector};
+use crate::template;
 use crate::validate;
 
 /// Most secrets (annotations + objects) one pod may name.
@@ -80,13 +83,17 @@ pub fn parse_annotations(annotations: &BTreeMap<String, String>) -> Parsed {
         };
     };
     sources.apply_formats(&mut p);
-    check_output_paths(&sources.secrets, &sources.origin, &mut p);
+    sources.check_templates(&mut p);
+    check_output_paths(&sources, &mut p);
     let env = env::read(annotations, &mut p);
-    env::check_paths(&env, &sources.secrets, &mut p);
+    let rendered: Vec<&str> = sources.templates.iter().map(|t| t.path.as_str()).collect();
+    env::check_paths(&env, &sources.secrets, &rendered, &mut p);
     let values = Values(annotations);
     let get = |k: &str| values.get(k);
     let mut config = behaviour(&values, &mut p);
     config.secrets = sources.secrets;
+    config.selections = sources.selections.into_iter().map(|(s, _)| s).collect();
+    config.templates = sources.templates;
     config.exec_wrapper = !env.is_empty();
     let mut quantity =
         |key: &str| get(key).and_then(|v| Quantity::parse(v).map_err(|e| p.push(key, e)).ok());
@@ -112,6 +119,10 @@ struct Sources<'a> {
     origin: Vec<String>,
     /// `format-<file>` annotations: file → (key, value).
     formats: BTreeMap<&'a str, (&'a str, &'a str)>,
+    /// `template-<file>` annotations, compiled.
+    templates: Vec<TemplateSpec>,
+    /// `secret-<dir>` selectors (§3c), with their annotation keys.
+    selections: Vec<(SelectionSpec, String)>,
 }
 
 /// Every `secret-*` and `objects` annotation, and unknown keys reported;
@@ -122,6 +133,20 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
         .filter(|k| k.starts_with(keys::SECRET_PREFIX))
         .count();
     let env_vars = a.keys().filter(|k| env::is_env_key(k)).count();
+    let templates = a
+        .keys()
+        .filter(|k| k.starts_with(keys::TEMPLATE_PREFIX))
+        .count();
+    if templates > template::MAX_TEMPLATES {
+        p.push(
+            keys::TEMPLATE_PREFIX.trim_end_matches('-'),
+            format!(
+                "the pod has {templates} template annotations; the limit is {}",
+                template::MAX_TEMPLATES
+            ),
+        );
+        return None;
+    }
     if env_vars > MAX_SECRETS {
         p.push(
             keys::ENV_PREFIX.trim_end_matches('-'),
@@ -141,14 +166,18 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
         secrets: Vec::new(),
         origin: Vec::new(),
         formats: BTreeMap::new(),
+        templates: Vec::new(),
+        selections: Vec::new(),
     };
-    // Env annotations name secrets too: without a source they must be denied, not ignored.
-    let mut named_any = named > 0 || env_vars > 0;
+    // Env and template annotations name secrets too: without a source they must be denied, not ignored.
+    let mut named_any = named > 0 || env_vars > 0 || templates > 0;
     for (key, value) in a {
         if let Some(file) = key.strip_prefix(keys::SECRET_PREFIX) {
             if !over_limit {
                 out.secret(key, file, value, p);
             }
+        } else if let Some(file) = key.strip_prefix(keys::TEMPLATE_PREFIX) {
+            out.template(key, file, value, p);
         } else if let Some(file) = key.strip_prefix(keys::FORMAT_PREFIX) {
             out.formats.insert(file, (key, value));
         } else if key == keys::OBJECTS {
@@ -169,6 +198,16 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
                 "unknown annotation (check the spelling against the documentation)",
             );
         }
+    }
+    if out.selections.len() > select::MAX_SELECTORS {
+        p.push(
+            keys::SECRET_PREFIX.trim_end_matches('-'),
+            format!(
+                "the pod has {} selectors (prefix, ssm path or tag); the limit is {}",
+                out.selections.len(),
+                select::MAX_SELECTORS
+            ),
+        );
     }
     if out.secrets.len() > MAX_SECRETS {
         p.push(
@@ -195,12 +234,65 @@ impl Sources<'_> {
             p.push(key, format!("file name {file:?} {e}"));
             return;
         }
+        if select::is_selector(value) {
+            match Selector::parse(value) {
+                Ok(select) => self.selections.push((
+                    SelectionSpec {
+                        select,
+                        path: file.to_string(),
+                        format: Format::Raw,
+                    },
+                    key.to_string(),
+                )),
+                Err(e) => p.push(key, e),
+            }
+            return;
+        }
         match SecretRef::parse(value) {
             Ok(source) => {
                 self.secrets.push(SecretSpec::new(source, file));
                 self.origin.push(key.to_string());
             }
             Err(e) => p.push(key, e),
+        }
+    }
+
+    /// A `template-<file>` annotation, compiled now so a syntax error denies the pod.
+    fn template(&mut self, key: &str, file: &str, value: &str, p: &mut Problems) {
+        if let Err(e) = paths::check_relative(file, false) {
+            p.push(key, format!("file name {file:?} {e}"));
+            return;
+        }
+        match template::check(value) {
+            Ok(()) => self.templates.push(TemplateSpec {
+                path: file.to_string(),
+                template: value.to_string(),
+            }),
+            Err(e) => p.push(key, e),
+        }
+    }
+
+    /// Templates need secrets to render from; `format: none` needs a template to use it.
+    fn check_templates(&self, p: &mut Problems) {
+        if !self.templates.is_empty() && self.secrets.is_empty() && self.selections.is_empty() {
+            p.push(
+                keys::TEMPLATE_PREFIX.trim_end_matches('-'),
+                "templates render from secrets, but the pod names none (add secret-* or objects annotations)",
+            );
+        }
+        if !self.templates.is_empty() {
+            return;
+        }
+        let specs = self.secrets.iter().zip(&self.origin);
+        for (s, from) in specs.filter(|(s, _)| s.format == Format::NoFile) {
+            p.push(
+                annotation_of(from),
+                format!(
+                    "format none writes no file for {:?}, and no {}* annotation uses it",
+                    s.path,
+                    keys::TEMPLATE_PREFIX
+                ),
+            );
         }
     }
 
@@ -219,12 +311,15 @@ impl Sources<'_> {
             match (Format::parse(value.trim()), by_file.get(file)) {
                 (None, _) => p.push(
                     key,
-                    format!("{value:?} is not raw, dotenv, json, yaml, properties or files"),
+                    format!("{value:?} is not raw, dotenv, json, yaml, properties, files or none"),
                 ),
-                (Some(_), None) => p.push(
-                    key,
-                    format!("no matching {}{file} annotation", keys::SECRET_PREFIX),
-                ),
+                (Some(f), None) => match self.selections.iter_mut().find(|s| s.0.path == *file) {
+                    Some(sel) => sel.0.format = f,
+                    None => p.push(
+                        key,
+                        format!("no matching {}{file} annotation", keys::SECRET_PREFIX),
+                    ),
+                },
                 (Some(f), Some(&i)) => set.push((i, f)),
             }
         }
@@ -367,11 +462,32 @@ fn container_names(v: &str, p: &mut Problems) -> Vec<String> {
 /// Every output path (main file and JMESPath aliases) must be safe and distinct,
 /// and no path may sit inside another (`a` and `a/b`). Sorted-map lookups keep
 /// this O(n log n): a pod cannot buy quadratic work with many annotations.
-fn check_output_paths(secrets: &[SecretSpec], origin: &[String], p: &mut Problems) {
+fn check_output_paths(sources: &Sources<'_>, p: &mut Problems) {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (spec, from) in secrets.iter().zip(origin) {
-        let outputs = std::iter::once(spec.path.as_str())
-            .chain(spec.jmes_path.iter().map(|j| j.alias.as_str()));
+    let template_keys: Vec<String> = sources
+        .templates
+        .iter()
+        .map(|t| format!("{}{}", keys::TEMPLATE_PREFIX, t.path))
+        .collect();
+    let secrets = sources
+        .secrets
+        .iter()
+        .zip(&sources.origin)
+        .map(|(spec, from)| {
+            let outputs = std::iter::once(spec.path.as_str())
+                .chain(spec.jmes_path.iter().map(|j| j.alias.as_str()));
+            (outputs.collect::<Vec<_>>(), from.as_str())
+        });
+    let templates = sources
+        .templates
+        .iter()
+        .zip(&template_keys)
+        .map(|(t, k)| (vec![t.path.as_str()], k.as_str()));
+    let selections = sources
+        .selections
+        .iter()
+        .map(|(s, k)| (vec![s.path.as_str()], k.as_str()));
+    for (outputs, from) in secrets.chain(templates).chain(selections) {
         for path in outputs {
             if let Err(e) = paths::check_relative(path, true) {
                 p.push(annotation_of(from), format!("output path {path:?} {e}"));
@@ -697,6 +813,129 @@ mod tests {
             (keys::CONFIG_HASH, "abc"),
         ]);
         assert_eq!(r.config.secrets.len(), 1);
+    }
+
+    #[test]
+    fn templates_are_compiled_into_the_config() {
+        let r = parse_ok(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            ("secrets-injector.io/format-db", "none"),
+            (
+                "secrets-injector.io/template-dsn",
+                "postgres://{{ secrets.db.user }}@h",
+            ),
+            ("secrets-injector.io/env-DSN", "dsn"),
+        ]);
+        assert_eq!(r.config.secrets[0].format, Format::NoFile);
+        assert_eq!(
+            r.config.templates,
+            vec![TemplateSpec {
+                path: "dsn".into(),
+                template: "postgres://{{ secrets.db.user }}@h".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn template_problems_name_the_annotation_and_line() {
+        let msg = problems(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            ("secrets-injector.io/template-a", "ok\n{{ secrets.db "),
+            ("secrets-injector.io/template-b", "{% include 'x' %}"),
+            ("secrets-injector.io/template-..x", "y"),
+            ("secrets-injector.io/template-db", "collides"),
+            ("secrets-injector.io/env-X", "db"),
+        ]);
+        for want in [
+            "secrets-injector.io/template-a: syntax error on line 2",
+            "secrets-injector.io/template-b: syntax error on line 1",
+            "not available in secrets-injector templates",
+            "secrets-injector.io/template-..x: file name",
+            "secrets-injector.io/template-db: output path \"db\" collides with the one from secrets-injector.io/secret-db",
+        ] {
+            assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn templates_need_secrets_and_format_none_needs_a_template() {
+        let msg = problems(&[("secrets-injector.io/template-a", "x")]);
+        assert!(msg.contains("templates render from secrets"), "{msg}");
+        let msg = problems(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            ("secrets-injector.io/format-db", "none"),
+        ]);
+        assert!(
+            msg.contains("secrets-injector.io/secret-db: format none writes no file"),
+            "{msg}"
+        );
+        let msg = problems(&[
+            ("secrets-injector.io/secret-db", "prod/db"),
+            ("secrets-injector.io/format-db", "none"),
+            ("secrets-injector.io/template-t", "{{ secrets.db }}"),
+            ("secrets-injector.io/env-X", "db"),
+        ]);
+        assert!(msg.contains("env-X: \"db\" is not a file"), "{msg}");
+    }
+
+    #[test]
+    fn selectors_per_pod_are_capped() {
+        let many: Vec<(String, String)> = (0..=select::MAX_SELECTORS)
+            .map(|i| {
+                (
+                    format!("secrets-injector.io/secret-s{i}"),
+                    format!("p{i}/*"),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let msg = problems(&refs);
+        assert!(msg.contains("the pod has 21 selectors"), "{msg}");
+    }
+
+    #[test]
+    fn selectors_become_selections_with_their_format() {
+        let r = parse_ok(&[
+            ("secrets-injector.io/secret-orders", "prod/orders/*"),
+            ("secrets-injector.io/format-orders", "json"),
+            ("secrets-injector.io/secret-params", "ssm:/prod/orders/*"),
+            (
+                "secrets-injector.io/secret-tagged",
+                "tag:team=orders,env=prod",
+            ),
+            (
+                "secrets-injector.io/template-cfg",
+                "{{ secrets[\"orders\"][\"api-key\"] }}",
+            ),
+        ]);
+        assert!(r.config.secrets.is_empty());
+        let s = &r.config.selections;
+        assert_eq!(s.len(), 3);
+        assert_eq!((s[0].path.as_str(), s[0].format), ("orders", Format::Json));
+        assert_eq!(s[1].select.to_string(), "ssm:/prod/orders/*");
+        assert_eq!(s[2].select.to_string(), "tag:team=orders,env=prod");
+    }
+
+    #[test]
+    fn bad_selectors_and_colliding_directories_are_denied() {
+        let msg = problems(&[
+            ("secrets-injector.io/secret-all", "*"),
+            ("secrets-injector.io/secret-orders", "prod/orders/*"),
+            (
+                keys::OBJECTS,
+                "- {objectName: a, objectType: secretsmanager, objectAlias: orders/x}",
+            ),
+        ]);
+        assert!(
+            msg.contains("secrets-injector.io/secret-all: \"*\": selects every secret"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(
+                "output path \"orders\" collides with the one from secrets-injector.io/objects[0]"
+            ),
+            "{msg}"
+        );
     }
 
     /// Median wall time of `runs` calls of `parse_annotations` on `a`.

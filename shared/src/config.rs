@@ -62,16 +62,20 @@ pub enum Format {
     Properties,
     /// `<path>/` becomes a directory with one file per top-level JSON key.
     Files,
+    /// No file: the secret is fetched only for templates (`secrets[<path>]`).
+    #[serde(rename = "none")]
+    NoFile,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Raw,
         Format::Dotenv,
         Format::Json,
         Format::Yaml,
         Format::Properties,
         Format::Files,
+        Format::NoFile,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +86,7 @@ impl Format {
             Format::Yaml => "yaml",
             Format::Properties => "properties",
             Format::Files => "files",
+            Format::NoFile => "none",
         }
     }
 
@@ -157,6 +162,15 @@ impl SecretSpec {
     }
 }
 
+/// One file rendered from the fetched secrets (`template-<path>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TemplateSpec {
+    /// Relative output path.
+    pub path: String,
+    /// minijinja source; `secrets[<name>]` is the value written under `<name>`.
+    pub template: String,
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -199,6 +213,12 @@ pub struct AgentConfig {
     #[serde(default, skip_serializing_if = "is_false")]
     pub exec_wrapper: bool,
     pub secrets: Vec<SecretSpec>,
+    /// Directories of many secrets, by prefix, SSM path or tags (§3c).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selections: Vec<crate::select::SelectionSpec>,
+    /// Files rendered from the secrets after each fetch, in the same atomic write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplateSpec>,
 }
 
 impl Default for AgentConfig {
@@ -218,6 +238,8 @@ impl Default for AgentConfig {
             allow_node_role: false,
             exec_wrapper: false,
             secrets: Vec::new(),
+            selections: Vec::new(),
+            templates: Vec::new(),
         }
     }
 }
@@ -263,13 +285,16 @@ impl AgentConfig {
 
     /// File mode for `spec`: its own, else the config default, else 0440/0444.
     pub fn mode_for(&self, spec: &SecretSpec) -> u32 {
-        spec.file_permission
-            .or(self.file_permission)
-            .unwrap_or(if self.owner.is_some() {
-                DEFAULT_MODE_OWNED
-            } else {
-                DEFAULT_MODE_UNOWNED
-            })
+        spec.file_permission.unwrap_or_else(|| self.default_mode())
+    }
+
+    /// Mode of files with no mode of their own (templates): the config default, else 0440/0444.
+    pub fn default_mode(&self) -> u32 {
+        self.file_permission.unwrap_or(if self.owner.is_some() {
+            DEFAULT_MODE_OWNED
+        } else {
+            DEFAULT_MODE_UNOWNED
+        })
     }
 
     /// Invariants a hand-written `--config` file could break.
@@ -318,6 +343,22 @@ impl AgentConfig {
                 if let Err(e) = crate::paths::check_relative(p, true) {
                     problems.push(format!("secret {}: path {p:?} {e}", s.source));
                 }
+            }
+        }
+        for sel in &self.selections {
+            if let Err(e) = sel.select.check() {
+                problems.push(format!("selection {}: {e}", sel.select));
+            }
+            if let Err(e) = crate::paths::check_relative(&sel.path, true) {
+                problems.push(format!("selection {}: path {:?} {e}", sel.select, sel.path));
+            }
+        }
+        for t in &self.templates {
+            if let Err(e) = crate::paths::check_relative(&t.path, false) {
+                problems.push(format!("template {:?}: path {e}", t.path));
+            }
+            if let Err(e) = crate::template::check(&t.template) {
+                problems.push(format!("template {:?}: {e}", t.path));
             }
         }
         if problems.is_empty() {
@@ -425,6 +466,44 @@ mod tests {
             assert_eq!(Format::parse(f.as_str()), Some(f));
         }
         assert_eq!(Format::parse("toml"), None);
+    }
+
+    #[test]
+    fn hand_written_templates_and_selections_are_checked() {
+        let mut cfg = sample();
+        cfg.templates.push(TemplateSpec {
+            path: "../t".into(),
+            template: "{% include 'x' %}".into(),
+        });
+        cfg.selections.push(crate::select::SelectionSpec {
+            select: crate::select::Selector::Prefix {
+                prefix: String::new(),
+            },
+            path: "/abs".into(),
+            format: Format::Raw,
+        });
+        let err = AgentConfig::from_json(&cfg.to_json())
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "template \"../t\": path must be a plain file name",
+            "template \"../t\": syntax error on line 1: unknown statement include",
+            "selection *: selects every secret",
+            "selection *: path \"/abs\" must be relative",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in {err}");
+        }
+        let mut ok = sample();
+        ok.templates.push(TemplateSpec {
+            path: "t".into(),
+            template: "{{ secrets.x }}".into(),
+        });
+        let back = AgentConfig::from_json(&ok.to_json()).unwrap();
+        assert_eq!(back, ok);
+        assert!(
+            !sample().to_json().contains("templates"),
+            "empty lists are not written"
+        );
     }
 
     #[test]

@@ -99,17 +99,23 @@ pub(crate) fn read(annotations: &BTreeMap<String, String>, p: &mut Problems) -> 
 /// Every env path must be a file some secret writes (an exact output, or one
 /// key of a `format: files` directory); every `env-from` entry a `files`
 /// directory.
-pub(crate) fn check_paths(env: &EnvRequest, secrets: &[SecretSpec], p: &mut Problems) {
+pub(crate) fn check_paths(
+    env: &EnvRequest,
+    secrets: &[SecretSpec],
+    rendered: &[&str],
+    p: &mut Problems,
+) {
     let dirs: Vec<&str> = secrets
         .iter()
         .filter(|s| s.format == Format::Files)
         .map(|s| s.path.as_str())
         .collect();
     let is_file = |path: &str| {
-        secrets.iter().any(|s| {
-            (s.format != Format::Files && s.path == path)
-                || s.jmes_path.iter().any(|j| j.alias == path)
-        })
+        rendered.contains(&path)
+            || secrets.iter().any(|s| {
+                (!matches!(s.format, Format::Files | Format::NoFile) && s.path == path)
+                    || s.jmes_path.iter().any(|j| j.alias == path)
+            })
     };
     let in_dir = |path: &str| {
         path.rsplit_once('/')
@@ -123,7 +129,7 @@ pub(crate) fn check_paths(env: &EnvRequest, secrets: &[SecretSpec], p: &mut Prob
             p.push(
                 &key,
                 format!(
-                    "{:?} is not a file any secret-* or objects annotation writes \
+                    "{:?} is not a file any secret-*, objects or template-* annotation writes \
                      (a secret's file name, a jmesPath alias, or <dir>/<key> of a format: files secret)",
                     v.path
                 ),
@@ -224,7 +230,7 @@ mod tests {
         };
         let check = |e: &EnvRequest| {
             let mut p = Problems::default();
-            check_paths(e, &secrets, &mut p);
+            check_paths(e, &secrets, &[], &mut p);
             p
         };
         let ok = env(

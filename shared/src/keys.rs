@@ -10,8 +10,10 @@ pub const INJECT_ENABLED: &str = "enabled";
 
 /// `secret-<file>: <ref>` — one secret written to `<mount-path>/<file>`.
 pub const SECRET_PREFIX: &str = "secrets-injector.io/secret-";
-/// `format-<file>: raw|dotenv|json|yaml|properties|files`.
+/// `format-<file>: raw|dotenv|json|yaml|properties|files|none`.
 pub const FORMAT_PREFIX: &str = "secrets-injector.io/format-";
+/// `template-<file>: <minijinja source>` — `<file>` rendered from the fetched secrets.
+pub const TEMPLATE_PREFIX: &str = "secrets-injector.io/template-";
 /// YAML list in the ASCP `objects` format.
 pub const OBJECTS: &str = "secrets-injector.io/objects";
 /// `env-<NAME>: <path>` — env var `<NAME>` = content of `<mount-path>/<path>`.

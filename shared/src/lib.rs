@@ -14,10 +14,14 @@ pub mod on_change;
 pub mod paths;
 pub mod quantity;
 pub mod refs;
+pub mod select;
+pub mod template;
 pub mod validate;
 
 pub use annotations::{InjectionRequest, parse_annotations};
-pub use config::{AgentConfig, Format, JmesPathEntry, Mode, OnChange, Owner, SecretSpec};
+pub use config::{
+    AgentConfig, Format, JmesPathEntry, Mode, OnChange, Owner, SecretSpec, TemplateSpec,
+};
 pub use error::{Error, Problem, Problems};
 pub use quantity::Quantity;
 pub use refs::{SecretRef, Service};

@@ -115,7 +115,7 @@ fn convert(o: AscpObject) -> Result<SecretSpec, Vec<String>> {
         None => Format::Raw,
         Some(f) => Format::parse(f).unwrap_or_else(|| {
             problems.push(format!(
-                "format: {f:?} is not raw, dotenv, json, yaml, properties or files"
+                "format: {f:?} is not raw, dotenv, json, yaml, properties, files or none"
             ));
             Format::Raw
         }),

@@ -138,7 +138,7 @@ impl SecretRef {
         name.replace('/', "_")
     }
 
-    fn sm_name(s: &str) -> Result<String, String> {
+    pub(crate) fn sm_name(s: &str) -> Result<String, String> {
         if s.len() > SM_NAME_MAX {
             return Err(format!(
                 "Secrets Manager name is longer than {SM_NAME_MAX} characters"
@@ -156,7 +156,7 @@ impl SecretRef {
         }
     }
 
-    fn ssm_name(name: &str, whole: &str) -> Result<String, String> {
+    pub(crate) fn ssm_name(name: &str, whole: &str) -> Result<String, String> {
         if name.is_empty() || name == "/" {
             return Err(format!(
                 "{whole:?} names no SSM parameter; expected ssm:/path/name"

@@ -1,0 +1,399 @@
+//! Templates (§3b): one sandboxed minijinja set-up shared by the webhook
+//! (compile at admission) and the agent (render after every fetch).
+//!
+//! Sandbox by construction: minijinja is built without `multi_template`
+//! (`include`/`import`/`extends` do not parse), without `macros` and without a
+//! loader; it has no env or filesystem access. Rendering is strict (undefined
+//! is an error), metered (fuel) and capped (output size). Render errors name
+//! the template line from the template source, never a value.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use base64::Engine as _;
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+
+/// Largest template source (an annotation value).
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+/// Largest rendered file.
+pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+/// Instructions one render may execute: plenty for a config over 500 secrets,
+/// far too little for a loop meant to pin the agent's CPU.
+pub const FUEL: u64 = 500_000;
+/// Most `template-*` annotations one pod may have.
+pub const MAX_TEMPLATES: usize = 100;
+/// Source lines quoted in errors are cut here.
+const MAX_QUOTE_CHARS: usize = 120;
+
+/// Prefix of our own filter errors: they are the only error details passed
+/// on at render time, because they are known never to quote a value.
+const OWN: &str = "filter ";
+
+/// The environment both binaries use: strict, fueled, our filters added.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    // A rendered file ends as its template does (Jinja would drop the last newline).
+    env.set_keep_trailing_newline(true);
+    env.add_filter("b64encode", b64encode);
+    env.add_filter("b64decode", b64decode);
+    env.add_filter("urlencode", urlencode);
+    env
+}
+
+/// RFC 3986: everything but unreserved characters is escaped, `/` included,
+/// so a password is safe anywhere in a URL (Jinja's own keeps `/`).
+fn urlencode(v: &Value) -> Result<String, minijinja::Error> {
+    let s = match v.as_str() {
+        Some(s) => s.to_string(),
+        None if v.is_number() => v.to_string(),
+        None => return Err(own_error("urlencode needs a string")),
+    };
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+fn b64encode(v: &Value) -> Result<String, minijinja::Error> {
+    let bytes = match (v.as_str(), v.as_bytes()) {
+        (Some(s), _) => s.as_bytes(),
+        (None, Some(b)) => b,
+        _ => return Err(own_error("b64encode needs a string")),
+    };
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn b64decode(v: &str) -> Result<String, minijinja::Error> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(v.trim())
+        .map_err(|_| own_error("b64decode: the input is not valid base64"))?;
+    String::from_utf8(bytes).map_err(|_| own_error("b64decode: the decoded bytes are not UTF-8"))
+}
+
+fn own_error(detail: &str) -> minijinja::Error {
+    minijinja::Error::new(ErrorKind::InvalidOperation, format!("{OWN}{detail}"))
+}
+
+/// Compile `source`; a syntax error names its line (the text is the
+/// template's own, never a secret's).
+pub fn check(source: &str) -> Result<(), String> {
+    if source.len() > MAX_TEMPLATE_BYTES {
+        return Err(format!(
+            "template is {} bytes; the limit is {MAX_TEMPLATE_BYTES}",
+            source.len()
+        ));
+    }
+    let env = environment();
+    env.template_from_str(source)
+        .map(|_| ())
+        .map_err(|e| compile_message(&e))
+}
+
+fn compile_message(e: &minijinja::Error) -> String {
+    let line = e
+        .line()
+        .map(|l| format!(" on line {l}"))
+        .unwrap_or_default();
+    let detail = e.detail().unwrap_or("invalid template");
+    let hint = if detail.contains("unknown statement") {
+        " (include, import, extends, macro and block are not available in secrets-injector templates)"
+    } else {
+        ""
+    };
+    format!("syntax error{line}: {detail}{hint}")
+}
+
+/// `secrets[<name>]` of one render. `Debug` shows the names only.
+#[derive(Default)]
+pub struct Secrets(BTreeMap<String, Value>);
+
+impl Secrets {
+    /// `secrets[name]` = the value (parsed JSON when JSON, else text or bytes).
+    pub fn insert(&mut self, name: &str, bytes: &[u8]) {
+        self.0.insert(name.to_string(), secret_value(bytes));
+    }
+    /// `secrets[name][entry]` for every entry of a selection (§3c).
+    pub fn insert_dir<'a>(
+        &mut self,
+        name: &str,
+        entries: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) {
+        let dir: BTreeMap<&str, Value> = entries
+            .into_iter()
+            .map(|(k, v)| (k, secret_value(v)))
+            .collect();
+        self.0.insert(name.to_string(), Value::from_serialize(&dir));
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// The template value of one secret: parsed JSON when it is JSON, else its
+/// text, else its bytes.
+fn secret_value(bytes: &[u8]) -> Value {
+    if let Ok(j) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        return Value::from_serialize(&j);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Value::from(s),
+        Err(_) => Value::from_bytes(bytes.to_vec()),
+    }
+}
+
+/// Render `source` with `secrets[<name>]` bound to `secrets`.
+pub fn render(source: &str, secrets: &Secrets) -> Result<Vec<u8>, String> {
+    let env = environment();
+    let tmpl = env
+        .template_from_str(source)
+        .map_err(|e| compile_message(&e))?;
+    let ctx = minijinja::context! { secrets => Value::from_serialize(&secrets.0) };
+    let mut out = Capped::default();
+    match tmpl.render_captured_to(ctx, &mut out) {
+        Ok(_) => Ok(out.buf),
+        Err(_) if out.over => Err(format!(
+            "the output is larger than {MAX_OUTPUT_BYTES} bytes"
+        )),
+        Err(e) => Err(render_message(&e, source)),
+    }
+}
+
+/// Kind, line and the template's own source line; a detail only when it is ours.
+fn render_message(e: &minijinja::Error, source: &str) -> String {
+    let what = match (e.kind(), e.detail()) {
+        (ErrorKind::OutOfFuel, _) => {
+            format!("ran out of fuel after {FUEL} steps (a loop too large?)")
+        }
+        (ErrorKind::UndefinedError, _) => {
+            "undefined value (a secret or key that does not exist)".into()
+        }
+        (_, Some(d)) if d.starts_with(OWN) => d[OWN.len()..].to_string(),
+        (kind, _) => kind.to_string(),
+    };
+    match e
+        .line()
+        .and_then(|l| source.lines().nth(l.wrapping_sub(1)).map(|t| (l, t)))
+    {
+        Some((l, text)) => format!("line {l}: {what} in `{}`", quote(text)),
+        None => what,
+    }
+}
+
+fn quote(line: &str) -> String {
+    let t = line.trim();
+    match t.char_indices().nth(MAX_QUOTE_CHARS) {
+        Some((i, _)) => format!("{}…", &t[..i]),
+        None => t.to_string(),
+    }
+}
+
+/// A writer that refuses to grow past [`MAX_OUTPUT_BYTES`].
+#[derive(Default)]
+struct Capped {
+    buf: Vec<u8>,
+    over: bool,
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + b.len() > MAX_OUTPUT_BYTES {
+            self.over = true;
+            return Err(io::Error::other("output size cap"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CANARY: &str = "canary-Zq8v-not-for-logs";
+
+    fn secrets(pairs: &[(&str, &str)]) -> Secrets {
+        let mut s = Secrets::default();
+        for (k, v) in pairs {
+            s.insert(k, v.as_bytes());
+        }
+        s
+    }
+
+    fn render_str(src: &str, pairs: &[(&str, &str)]) -> Result<String, String> {
+        render(src, &secrets(pairs)).map(|b| String::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn json_secrets_are_objects_and_others_strings() {
+        let s = [
+            ("db", r#"{"user":"app","password":"p@ss/w rd"}"#),
+            ("key", "plain"),
+        ];
+        let out = render_str(
+            "postgres://{{ secrets.db.user }}:{{ secrets[\"db\"].password | urlencode }}@h/{{ secrets.key }}",
+            &s,
+        )
+        .unwrap();
+        assert_eq!(out, "postgres://app:p%40ss%2Fw%20rd@h/plain");
+    }
+
+    #[test]
+    fn selections_are_maps_by_relative_name() {
+        let mut s = Secrets::default();
+        s.insert_dir(
+            "orders",
+            [("api-key", &b"k1"[..]), ("db", &br#"{"u":"x"}"#[..])],
+        );
+        let out = render(
+            "{{ secrets[\"orders\"][\"api-key\"] }} {{ secrets.orders.db.u }}",
+            &s,
+        )
+        .unwrap();
+        assert_eq!(out, b"k1 x");
+        assert_eq!(format!("{s:?}"), "{\"orders\"}");
+    }
+
+    #[test]
+    fn filters() {
+        let s = [
+            ("k", "  hi  "),
+            ("b", "aGVsbG8="),
+            ("j", r#"{"a":[1,"x"]}"#),
+        ];
+        let out = render_str(
+            "{{ secrets.k | trim }}|{{ secrets.k | trim | b64encode }}|{{ secrets.b | b64decode }}|{{ secrets.j | tojson }}|{{ secrets.none | default('d') }}",
+            &s,
+        )
+        .unwrap();
+        assert_eq!(out, "hi|aGk=|hello|{\"a\":[1,\"x\"]}|d");
+    }
+
+    #[test]
+    fn loops_tests_and_the_trailing_newline_work_as_documented() {
+        let s = [("db", r#"{"a":"1","b":"2"}"#)];
+        let out = render_str(
+            "{% for k, v in secrets.db | items %}{{ k }}={{ v }};{% endfor %}\n{% if secrets.db.c is defined %}c{% else %}no c{% endif %}\n",
+            &s,
+        )
+        .unwrap();
+        assert_eq!(out, "a=1;b=2;\nno c\n");
+    }
+
+    #[test]
+    fn b64decode_errors_name_no_value() {
+        let e = render_str("{{ secrets.k | b64decode }}", &[("k", CANARY)]).unwrap_err();
+        assert_eq!(
+            e,
+            "line 1: b64decode: the input is not valid base64 in `{{ secrets.k | b64decode }}`"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = check("a\nb {{ secrets.x }\nc").unwrap_err();
+        assert!(e.starts_with("syntax error on line 2: "), "{e}");
+        let e = check("{% for x in y %}").unwrap_err();
+        assert!(e.contains("syntax error on line 1"), "{e}");
+        check("{{ secrets.db.password | urlencode }}").unwrap();
+    }
+
+    #[test]
+    fn include_import_extends_and_macros_do_not_parse() {
+        for src in [
+            "{% include '/etc/passwd' %}",
+            "{% import 'x' as y %}",
+            "{% extends 'base' %}",
+            "{% from 'x' import y %}",
+            "{% macro m() %}{% endmacro %}",
+        ] {
+            let e = check(src).unwrap_err();
+            assert!(
+                e.contains("not available in secrets-injector templates"),
+                "{src}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn there_is_no_env_or_filesystem() {
+        for src in [
+            "{{ env.HOME }}",
+            "{{ environ('HOME') }}",
+            "{{ open('/etc/passwd') }}",
+        ] {
+            assert!(render_str(src, &[]).is_err(), "{src}");
+        }
+    }
+
+    #[test]
+    fn undefined_is_strict_and_names_the_line_not_the_value() {
+        let e = render_str(
+            "user={{ secrets.db.user }}\npass={{ secrets.db.pasword }}",
+            &[("db", &format!(r#"{{"user":"u","password":"{CANARY}"}}"#))],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "line 2: undefined value (a secret or key that does not exist) in `pass={{ secrets.db.pasword }}`"
+        );
+        let e = render_str("{{ secrets.nope }}", &[]).unwrap_err();
+        assert!(e.starts_with("line 1: undefined value"), "{e}");
+    }
+
+    #[test]
+    fn other_errors_never_quote_a_value() {
+        for src in [
+            "{{ secrets.k + 1 }}",
+            "{{ secrets.k | int }}",
+            "{{ secrets.k() }}",
+            "{{ secrets.k[0:2] | attr('x') }}",
+            "{{ secrets.k.x.y }}",
+        ] {
+            if let Err(e) = render_str(src, &[("k", CANARY)]) {
+                assert!(!e.contains(CANARY), "{src}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn huge_loops_run_out_of_fuel() {
+        let e = render_str(
+            "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.contains("ran out of fuel"), "{e}");
+    }
+
+    #[test]
+    fn output_is_capped() {
+        let e = render_str(
+            "{% for a in range(3000) %}{{ secrets.k }}{% endfor %}",
+            &[("k", &"x".repeat(1000))],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            format!("the output is larger than {MAX_OUTPUT_BYTES} bytes")
+        );
+    }
+
+    #[test]
+    fn oversized_templates_are_refused() {
+        let e = check(&"x".repeat(MAX_TEMPLATE_BYTES + 1)).unwrap_err();
+        assert!(e.contains("the limit is 65536"), "{e}");
+    }
+}
