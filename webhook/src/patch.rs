@@ -84,7 +84,21 @@ pub fn inject(pod: &Pod, plan: &Plan, template: &AgentTemplate) -> Patch {
         ops.add(&["spec", "shareProcessNamespace"], &true);
     }
 
-    let first_init = match plan.layout {
+    let first_init = first_agent(plan, template);
+    match &spec.init_containers {
+        Some(_) => ops.add(&["spec", "initContainers", "0"], &first_init),
+        None => ops.add(&["spec", "initContainers"], &[first_init]),
+    }
+    if plan.layout == Layout::ClassicSidecar {
+        let sidecar = agent(plan, template, AGENT_CONTAINER, false);
+        ops.append(&["spec", "containers"], true, &sidecar);
+    }
+    ops.into_patch()
+}
+
+/// The agent that goes first in `initContainers`, as the layout wants it.
+fn first_agent(plan: &Plan, template: &AgentTemplate) -> Container {
+    match plan.layout {
         Layout::Init => agent(plan, template, AGENT_CONTAINER, false),
         Layout::NativeSidecar => {
             let mut c = agent(plan, template, AGENT_CONTAINER, false);
@@ -107,16 +121,7 @@ pub fn inject(pod: &Pod, plan: &Plan, template: &AgentTemplate) -> Patch {
             c
         }
         Layout::ClassicSidecar => agent(plan, template, AGENT_INIT_CONTAINER, true),
-    };
-    match &spec.init_containers {
-        Some(_) => ops.add(&["spec", "initContainers", "0"], &first_init),
-        None => ops.add(&["spec", "initContainers"], &[first_init]),
     }
-    if plan.layout == Layout::ClassicSidecar {
-        let sidecar = agent(plan, template, AGENT_CONTAINER, false);
-        ops.append(&["spec", "containers"], true, &sidecar);
-    }
-    ops.into_patch()
 }
 
 /// The patch that copies identity env and token mounts into already-injected agents.

@@ -127,6 +127,12 @@ pub async fn serve_on(
         "serving admission requests"
     );
 
+    let shared = Arc::new(AdmissionConns {
+        acceptor,
+        app,
+        idle,
+        metrics: Arc::clone(&metrics),
+    });
     let graceful = GracefulShutdown::new();
     // SIGTERM: turn unready at once, keep accepting for `shutdown_delay`
     // (endpoints take a moment to drop this replica), then close the port.
@@ -159,43 +165,74 @@ pub async fn serve_on(
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
         let guard = admit(&tracker, &metrics);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let handshake =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(guard.track(tcp)));
-            let tls = match guard.drive(handshake, idle).await {
-                Ok(Ok(Ok(tls))) => tls,
-                Ok(Ok(Err(e))) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Ok(Err(_)) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                Err(closed) => return count_closed(&metrics, closed),
-            };
-            let http = builder();
-            let conn = http.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
-            match guard.drive(watcher.watch(conn.into_owned()), idle).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
-                Err(closed) => count_closed(&metrics, closed),
-            }
-        });
+        tokio::spawn(serve_admission(
+            tcp,
+            peer,
+            guard,
+            graceful.watcher(),
+            Arc::clone(&shared),
+        ));
     }
 
     health.ready.store(false, Ordering::SeqCst);
     drop(listener);
-    tracing::info!(grace = ?config.shutdown_grace, "shutting down: draining in-flight requests");
-    tokio::select! {
-        biased;
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
-        () = tokio::time::sleep(config.shutdown_grace) => {
-            tracing::warn!("shutdown grace elapsed with connections still open; closing them");
-        }
-    }
+    drain(graceful, config.shutdown_grace).await;
     health_stop.cancel();
     let _ = health_task.await;
     let _ = reloader.await;
     Ok(())
+}
+
+/// What every admission connection shares.
+struct AdmissionConns {
+    acceptor: TlsAcceptor,
+    app: Router,
+    idle: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// One admission connection: TLS handshake, then HTTP/1 or HTTP/2 until it
+/// ends, goes idle, is evicted, or the drain closes it.
+async fn serve_admission(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    guard: Guard,
+    watcher: hyper_util::server::graceful::Watcher,
+    conns: Arc<AdmissionConns>,
+) {
+    let AdmissionConns {
+        acceptor,
+        app,
+        idle,
+        metrics,
+    } = &*conns;
+    let idle = *idle;
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(guard.track(tcp)));
+    let tls = match guard.drive(handshake, idle).await {
+        Ok(Ok(Ok(tls))) => tls,
+        Ok(Ok(Err(e))) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Ok(Err(_)) => return tracing::debug!(%peer, "TLS handshake timed out"),
+        Err(closed) => return count_closed(metrics, closed),
+    };
+    let http = builder();
+    let conn = http.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app.clone()));
+    match guard.drive(watcher.watch(conn.into_owned()), idle).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+        Err(closed) => count_closed(metrics, closed),
+    }
+}
+
+/// Let in-flight requests finish, for at most `grace`.
+async fn drain(graceful: GracefulShutdown, grace: Duration) {
+    tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
+    tokio::select! {
+        biased;
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("shutdown grace elapsed with connections still open; closing them");
+        }
+    }
 }
 
 /// The HTTP/1 + HTTP/2 connection builder with its protocol limits: a timer so
