@@ -2,15 +2,16 @@
 # Mutation testing of the pure core (docs/mutation-testing.md): installs a pinned
 # cargo-mutants under target/tools (idempotent) and runs it part by part, each
 # part with only the tests that cover it (--cargo-arg: the build and the test
-# run name the same test targets, so no other test binary is built per mutant). Not in CI: it takes minutes per part.
+# run name the same test targets, so no other test binary is built per mutant).
+# Not in CI: it takes minutes per part.
 #
 #   scripts/mutants.sh [PART...] [-- extra cargo-mutants args]
 #   PART: shared | webhook | agent | all (default: all)
 #
 # Results land in target/mutants/<part>/mutants.out (caught.txt, missed.txt, …);
 # the agent runs as agent-classify, agent-split and agent-write.
-# Builds reuse target/ (the mutated copy's own crates get their own artifacts),
-# one job at a time: set MUTANTS_JOBS=2 on an idle machine.
+# One job at a time; MUTANTS_JOBS=2 runs shared/ two at a time on an idle machine
+# (the webhook and agent parts share one target dir, so they stay at one).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -45,13 +46,21 @@ if [ -z "${SECRETS_INJECTOR_TOOLS:-}" ]; then
 fi
 export SECRETS_INJECTOR_TOOLS
 export PATH="$SECRETS_INJECTOR_TOOLS/bin:$PATH"
-# The webhook and agent reuse the tree's warm dependency builds in target/ (their
-# heavy dependencies would otherwise build cold in every scratch copy): the
-# mutated copy lives elsewhere, so its crates get their own artifacts there and
-# never replace the tree's own. shared/ builds cold in seconds and keeps its own.
-warm_target="${CARGO_TARGET_DIR:-$root/target}"
+# The webhook and agent build in their own target dir, target/mutants-build,
+# seeded once with the dependency builds of target/debug (their heavy
+# dependencies would otherwise build cold in every scratch copy). Not target/
+# itself: cargo names a workspace crate's artifacts by its path relative to the
+# workspace, so an ordinary build there would replace a mutant's test binary.
+warm_target="$root/target/mutants-build"
+if [ ! -d "$warm_target/debug/deps" ] && [ -d "$root/target/debug/deps" ]; then
+  echo "mutants.sh: seeding $warm_target with the dependency builds of target/debug" >&2
+  mkdir -p "$warm_target/debug/deps"
+  cp -a "$root/target/debug/build" "$root/target/debug/.fingerprint" "$warm_target/debug/"
+  find "$root/target/debug/deps" -maxdepth 1 -name 'lib*' ! -name 'libsecrets_injector*' \
+    -exec cp -a -t "$warm_target/debug/deps/" {} +
+fi
 
-common=(--jobs "${MUTANTS_JOBS:-1}" --timeout "${MUTANTS_TIMEOUT:-120}" --build-timeout "${MUTANTS_BUILD_TIMEOUT:-600}" --no-shuffle)
+common=(--timeout "${MUTANTS_TIMEOUT:-120}" --build-timeout "${MUTANTS_BUILD_TIMEOUT:-600}" --no-shuffle)
 
 run() {
   local part="$1"
@@ -65,15 +74,16 @@ run() {
 status=0
 for part in "${parts[@]}"; do
   case "$part" in
-    # The contract crate: every module but the log set-up (I/O, behind a feature), by its own unit tests.
+    # The contract crate: every module but the log set-up (I/O, behind a
+    # feature), by its unit tests and tests/ (no doctests: they build slowly).
     shared)
-      run shared -p secrets-injector-shared --exclude shared/src/logging.rs \
-        --test-package secrets-injector-shared --cargo-arg=--lib
+      run shared --jobs "${MUTANTS_JOBS:-1}" -p secrets-injector-shared --exclude shared/src/logging.rs \
+        --test-package secrets-injector-shared --cargo-arg=--tests
       ;;
     # The webhook's pure core: its unit tests plus the golden fixtures (every
     # outcome pinned, mutated pods validated by kubernetes-validate).
     webhook)
-      CARGO_TARGET_DIR="$warm_target" run webhook -p secrets-injector-webhook \
+      CARGO_TARGET_DIR="$warm_target" run webhook --jobs 1 -p secrets-injector-webhook \
         -f webhook/src/decide.rs -f webhook/src/patch.rs -f webhook/src/containers.rs \
         -f webhook/src/identity.rs -f webhook/src/owner.rs -f webhook/src/env_wrap.rs \
         -f webhook/src/template.rs \
@@ -82,12 +92,12 @@ for part in "${parts[@]}"; do
     # The agent's pure modules, each with the tests that cover it (fewer test
     # binaries per mutant: the agent links the AWS SDK into every one).
     agent)
-      CARGO_TARGET_DIR="$warm_target" run agent-classify -p secrets-injector-agent \
+      CARGO_TARGET_DIR="$warm_target" run agent-classify --jobs 1 -p secrets-injector-agent \
         -f agent/src/classify.rs -f agent/src/failure.rs \
         --test-package secrets-injector-agent --cargo-arg=--lib
-      CARGO_TARGET_DIR="$warm_target" run agent-split -p secrets-injector-agent -f agent/src/split.rs \
+      CARGO_TARGET_DIR="$warm_target" run agent-split --jobs 1 -p secrets-injector-agent -f agent/src/split.rs \
         --test-package secrets-injector-agent --cargo-arg=--lib --cargo-arg=--test=split_render
-      CARGO_TARGET_DIR="$warm_target" run agent-write -p secrets-injector-agent -f agent/src/write.rs \
+      CARGO_TARGET_DIR="$warm_target" run agent-write --jobs 1 -p secrets-injector-agent -f agent/src/write.rs \
         --test-package secrets-injector-agent --cargo-arg=--lib --cargo-arg=--test=write_atomic
       ;;
   esac
