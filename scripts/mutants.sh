@@ -11,7 +11,8 @@
 # Results land in target/mutants/<part>/mutants.out (caught.txt, missed.txt, …);
 # the agent runs as agent-classify, agent-split and agent-write.
 # One job at a time; MUTANTS_JOBS=2 runs shared/ two at a time on an idle machine
-# (the webhook and agent parts share one target dir, so they stay at one).
+# (the webhook and agent parts share one target dir, so they stay at one; run
+# two instances of this script at once only with distinct MUTANTS_TARGET_DIR).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -51,7 +52,7 @@ export PATH="$SECRETS_INJECTOR_TOOLS/bin:$PATH"
 # dependencies would otherwise build cold in every scratch copy). Not target/
 # itself: cargo names a workspace crate's artifacts by its path relative to the
 # workspace, so an ordinary build there would replace a mutant's test binary.
-warm_target="$root/target/mutants-build"
+warm_target="${MUTANTS_TARGET_DIR:-$root/target/mutants-build}"
 if [ ! -d "$warm_target/debug/deps" ] && [ -d "$root/target/debug/deps" ]; then
   echo "mutants.sh: seeding $warm_target with the dependency builds of target/debug" >&2
   mkdir -p "$warm_target/debug/deps"
