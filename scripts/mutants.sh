@@ -61,7 +61,7 @@ if [ ! -d "$warm_target/debug/deps" ] && [ -d "$root/target/debug/deps" ]; then
     -exec cp -a -t "$warm_target/debug/deps/" {} +
 fi
 
-common=(--timeout "${MUTANTS_TIMEOUT:-120}" --build-timeout "${MUTANTS_BUILD_TIMEOUT:-600}" --no-shuffle)
+common=(--timeout "${MUTANTS_TIMEOUT:-300}" --build-timeout "${MUTANTS_BUILD_TIMEOUT:-600}" --no-shuffle)
 
 run() {
   local part="$1"
