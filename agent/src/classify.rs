@@ -503,4 +503,324 @@ mod tests {
         assert!(h.contains("IRSA") && h.contains("Pod Identity"), "{h}");
         assert!(hint("SomethingElse", "a", "b", "c").is_none());
     }
+
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    type Sdk = SdkError<GetSecretValueError, HttpResponse>;
+
+    fn raw(status: u16, body: &str) -> HttpResponse {
+        HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+    }
+
+    fn service(code: Option<&str>, status: u16, body: &str) -> Sdk {
+        let mut meta = ErrorMetadata::builder().message("the message");
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        SdkError::service_error(
+            GetSecretValueError::generic(meta.build()),
+            raw(status, body),
+        )
+    }
+
+    /// (code, kind, failover) of a classified error.
+    fn summary(c: &Classified) -> (&str, FailureKind, bool) {
+        (c.code.as_str(), c.kind, c.failover)
+    }
+
+    #[test]
+    fn local_failures_take_their_codes_kind_and_never_fail_over() {
+        let c = Classified::local("ResourceNotFoundException", "no such secret");
+        assert_eq!(
+            c,
+            Classified {
+                code: "ResourceNotFoundException".into(),
+                message: "no such secret".into(),
+                kind: FailureKind::NotFound,
+                failover: false,
+            }
+        );
+        assert_eq!(
+            Classified::local("Timeout", "").kind,
+            FailureKind::Transient
+        );
+    }
+
+    #[test]
+    fn only_aws_access_denied_switches_off_batch_calls() {
+        for (code, denies) in [
+            ("AccessDeniedException", true),
+            ("AccessDenied", true),
+            ("HTTP403", false),
+            ("KMSAccessDeniedException", false),
+            ("ResourceNotFoundException", false),
+        ] {
+            assert_eq!(
+                Classified::local(code, "").denies_batch_calls(),
+                denies,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_parameter_versions_are_recognised() {
+        for (code, bad) in [
+            ("ParameterVersionNotFound", true),
+            ("ParameterVersionLabelLimitExceeded", true),
+            ("ParameterNotFound", false),
+            ("InvalidParameters", false),
+        ] {
+            assert_eq!(
+                Classified::local(code, "").is_bad_parameter_version(),
+                bad,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_by_status_and_local_codes() {
+        use FailureKind::*;
+        assert_eq!(kind_of("Whatever", Some(500)), Transient);
+        assert_eq!(kind_of("Whatever", Some(499)), Permanent);
+        assert_eq!(kind_of("Whatever", None), Permanent);
+        assert_eq!(
+            kind_of("AccessDeniedException", Some(500)),
+            Transient,
+            "5xx first"
+        );
+        for (code, kind) in [
+            ("NetworkError", Transient),
+            ("CredentialsUnavailable", Transient),
+            ("InvalidParameters", NotFound),
+            ("AccessDeniedAnything", Denied),
+            ("CredentialsDenied", Denied),
+            ("HTTP401", Denied),
+            ("NoCredentials", Permanent),
+            ("UntrustedCertificate", Trust),
+        ] {
+            assert_eq!(kind_of(code, None), kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn service_errors_keep_their_code_and_fail_over_on_5xx() {
+        for (code, status, want) in [
+            (
+                "ThrottlingException",
+                400,
+                ("ThrottlingException", FailureKind::Transient, false),
+            ),
+            (
+                "AccessDeniedException",
+                400,
+                ("AccessDeniedException", FailureKind::Denied, false),
+            ),
+            (
+                "InternalServiceError",
+                499,
+                ("InternalServiceError", FailureKind::Transient, false),
+            ),
+            ("Oops", 500, ("Oops", FailureKind::Transient, true)),
+            ("Oops", 503, ("Oops", FailureKind::Transient, true)),
+        ] {
+            let c = classify(&service(Some(code), status, ""));
+            assert_eq!(summary(&c), want, "{code} {status}");
+            assert_eq!(c.message, "the message");
+        }
+    }
+
+    #[test]
+    fn service_errors_without_a_code_are_read_from_the_body_or_status() {
+        let c = classify(&service(None, 403, "<html>denied</html>"));
+        assert_eq!(summary(&c), ("HTTP403", FailureKind::Denied, false));
+        let c = classify(&service(
+            None,
+            400,
+            "<Error><Code>ThrottlingException</Code><Message>slow down</Message></Error>",
+        ));
+        assert_eq!(
+            summary(&c),
+            ("ThrottlingException", FailureKind::Transient, false)
+        );
+        assert_eq!(c.message, "slow down");
+        let c = classify(&service(None, 502, ""));
+        assert_eq!(summary(&c), ("HTTP502", FailureKind::Transient, true));
+    }
+
+    #[test]
+    fn timeouts_and_network_failures_are_retried_and_fail_over_unless_ours() {
+        let c = classify(&Sdk::timeout_error("slow"));
+        assert_eq!(summary(&c), ("Timeout", FailureKind::Transient, true));
+        assert_eq!(c.message, "no answer from AWS in time");
+        let c = classify(&Sdk::dispatch_failure(ConnectorError::timeout(
+            "read timed out".into(),
+        )));
+        assert_eq!(summary(&c), ("Timeout", FailureKind::Transient, true));
+        let c = classify(&Sdk::dispatch_failure(ConnectorError::io(
+            "connection reset".into(),
+        )));
+        assert_eq!(summary(&c), ("NetworkError", FailureKind::Transient, true));
+        assert!(c.message.contains("connection reset"), "{c:?}");
+        let c = classify(&Sdk::dispatch_failure(ConnectorError::user(
+            "bad request".into(),
+        )));
+        assert_eq!(summary(&c), ("NetworkError", FailureKind::Transient, false));
+    }
+
+    #[test]
+    fn unreadable_responses_are_named_by_status() {
+        let c = classify(&Sdk::response_error("garbled", raw(502, "")));
+        assert_eq!(summary(&c), ("HTTP502", FailureKind::Transient, true));
+        assert_eq!(c.message, "unreadable response from AWS");
+        let c = classify(&Sdk::response_error("garbled", raw(500, "")));
+        assert_eq!(summary(&c), ("HTTP500", FailureKind::Transient, true));
+        let c = classify(&Sdk::response_error("garbled", raw(200, "")));
+        assert_eq!(summary(&c), ("HTTP200", FailureKind::Transient, false));
+    }
+
+    #[test]
+    fn other_sdk_errors_are_permanent() {
+        let c = classify(&Sdk::construction_failure("no region"));
+        assert_eq!(
+            summary(&c),
+            ("RequestFailed", FailureKind::Permanent, false)
+        );
+        assert!(c.message.contains("no region"), "{c:?}");
+    }
+
+    #[test]
+    fn credential_and_certificate_errors_win_over_the_error_variant() {
+        let creds = CredentialsError::not_loaded("no identity");
+        let c = classify(&Sdk::dispatch_failure(ConnectorError::other(
+            Box::new(creds),
+            None,
+        )));
+        assert_eq!(
+            summary(&c),
+            ("NoCredentials", FailureKind::Permanent, false)
+        );
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        let c = classify(&Sdk::dispatch_failure(ConnectorError::io(Box::new(io))));
+        assert_eq!(
+            summary(&c),
+            ("UntrustedCertificate", FailureKind::Trust, false)
+        );
+        // Other TLS errors are not about trust.
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+        let c = classify(&Sdk::dispatch_failure(ConnectorError::io(Box::new(io))));
+        assert_eq!(summary(&c), ("NetworkError", FailureKind::Transient, true));
+    }
+
+    #[test]
+    fn credential_error_codes() {
+        let c = credentials_error(&CredentialsError::invalid_configuration("bad profile")).unwrap();
+        assert_eq!(
+            (c.code.as_str(), c.kind, c.failover),
+            ("InvalidCredentialsConfig", FailureKind::Permanent, false)
+        );
+        let err =
+            CredentialsError::provider_error(std::io::Error::other("InvalidIdentityToken: no"));
+        let c = credentials_error(&err).unwrap();
+        assert_eq!(
+            (c.code.as_str(), c.kind),
+            ("CredentialsDenied", FailureKind::Denied)
+        );
+        // Expired wins over denied when both appear.
+        let err = CredentialsError::provider_error(std::io::Error::other(
+            "AccessDenied after ExpiredToken",
+        ));
+        assert_eq!(credentials_error(&err).unwrap().code, "CredentialsExpired");
+        assert!(c.message.contains("InvalidIdentityToken"), "{c:?}");
+    }
+
+    #[test]
+    fn undecoded_bodies_have_bounded_codes_and_messages() {
+        let code = |len: usize| format!("<Code>{}</Code>", "C".repeat(len));
+        assert_eq!(uncoded(400, code(128).as_bytes()).0, "C".repeat(128));
+        assert_eq!(uncoded(400, code(129).as_bytes()).0, "HTTP400");
+        assert_eq!(uncoded(400, b"<Code></Code>").0, "HTTP400");
+        assert_eq!(
+            uncoded(400, b"<Code> X </Code>"),
+            ("X".into(), String::new())
+        );
+        assert_eq!(uncoded(400, b"<Code>X").0, "HTTP400", "unclosed");
+        let msg = |len: usize| format!("<Code>X</Code><Message>{}</Message>", "m".repeat(len));
+        assert_eq!(uncoded(400, msg(512).as_bytes()).1, "m".repeat(512));
+        assert_eq!(uncoded(400, msg(513).as_bytes()).1, "m".repeat(512));
+        // A two-byte character across the limit is dropped whole.
+        let body = format!("<Code>X</Code><Message>{}é</Message>", "m".repeat(511));
+        assert_eq!(uncoded(400, body.as_bytes()).1, "m".repeat(511));
+        for (status, want) in [
+            (
+                401,
+                "HTTP 401 without an AWS error code: access refused by AWS or a proxy in between",
+            ),
+            (
+                403,
+                "HTTP 403 without an AWS error code: access refused by AWS or a proxy in between",
+            ),
+            (404, "HTTP 404 without an AWS error code"),
+        ] {
+            assert_eq!(
+                uncoded(status, b""),
+                (format!("HTTP{status}"), want.to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn every_hint_arm() {
+        let h = |code: &str| hint(code, "ssm:GetParameters", "RES", "REG");
+        for (code, want) in [
+            (
+                "AccessDenied",
+                "the pod's IAM role needs ssm:GetParameters on RES",
+            ),
+            ("HTTP401", "may lack ssm:GetParameters on RES, or a proxy"),
+            ("HTTP403", "may lack ssm:GetParameters on RES, or a proxy"),
+            ("ResourceNotFoundException", "exists in region REG"),
+            ("ParameterVersionNotFound", "exists in region REG"),
+            (
+                "ParameterVersionLabelLimitExceeded",
+                "version or label of RES in region REG",
+            ),
+            ("InvalidParameters", "version or label of RES in region REG"),
+            (
+                "KMSAccessDeniedException",
+                "kms:Decrypt on the KMS key that encrypts RES",
+            ),
+            ("KMSDisabledException", "kms:Decrypt"),
+            ("InvalidCredentialsConfig", "IRSA"),
+            ("CredentialsDenied", "IRSA"),
+            ("CredentialsUnavailable", "IRSA"),
+            ("ExpiredTokenException", "refreshed on the next attempt"),
+            ("ExpiredToken", "refreshed on the next attempt"),
+            ("CredentialsExpired", "refreshed on the next attempt"),
+            ("NetworkError", "reach the ssm endpoint of REG"),
+            ("Timeout", "reach the ssm endpoint of REG"),
+            (
+                "InvalidRequestException",
+                "AWS rejected the request for RES",
+            ),
+            (
+                "InvalidParameterException",
+                "AWS rejected the request for RES",
+            ),
+            ("ThrottlingException", "throttling or failing in REG"),
+            ("InternalFailure", "throttling or failing in REG"),
+        ] {
+            let got = h(code).unwrap_or_else(|| panic!("{code}: no hint"));
+            assert!(got.contains(want), "{code}: {got}");
+        }
+        for code in ["ValidationException", "HTTP404", "DecryptionFailureX"] {
+            assert_eq!(h(code), None, "{code}");
+        }
+    }
 }

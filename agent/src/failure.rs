@@ -43,3 +43,30 @@ impl FetchFailure {
         self.kind.is_transient()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        use FailureKind::*;
+        for (kind, transient) in [
+            (Transient, true),
+            (NotFound, false),
+            (Denied, false),
+            (Trust, false),
+            (Permanent, false),
+        ] {
+            assert_eq!(kind.is_transient(), transient, "{kind:?}");
+            let f = FetchFailure {
+                secret: "prod/db".into(),
+                code: "X".into(),
+                message: String::new(),
+                hint: None,
+                kind,
+            };
+            assert_eq!(f.is_transient(), transient, "{kind:?}");
+        }
+    }
+}

@@ -257,4 +257,46 @@ mod tests {
         prop_escape(&mut s, " x y😀", false);
         assert_eq!(s, "\\ x y\\uD83D\\uDE00");
     }
+
+    #[test]
+    fn every_property_escape() {
+        for (input, key, want) in [
+            ("\\\t\n\r\x0c", false, "\\\\\\t\\n\\r\\f"),
+            ("=:#!", false, "\\=\\:\\#\\!"),
+            ("a b", false, "a b"),
+            ("a b", true, "a\\ b"),
+            (" a", false, "\\ a"),
+            ("~}", false, "~}"),
+            ("\x7f\x1f", false, "\\u007F\\u001F"),
+        ] {
+            let mut s = String::new();
+            prop_escape(&mut s, input, key);
+            assert_eq!(s, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_path_size_and_mode_never_contents() {
+        let f = OutFile {
+            path: "db".into(),
+            contents: b"CANARY".to_vec(),
+            mode: 0o440,
+        };
+        assert_eq!(format!("{f:?}"), "OutFile(db, <6 bytes>, 440)");
+    }
+
+    #[test]
+    fn keys_are_named_from_one() {
+        assert_eq!(key_ref(0, "abc"), "key #1 of the JSON object (3 bytes)");
+    }
+
+    #[test]
+    fn dotenv_quotes_by_content() {
+        let obj = serde_json::json!({"A": "it's $x `y` \"z\" \\", "B": "plain $x", "C": 5});
+        let out = String::from_utf8(dotenv(obj.as_object().unwrap()).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "A=\"it's \\$x \\`y\\` \\\"z\\\" \\\\\"\nB='plain $x'\nC='5'\n"
+        );
+    }
 }

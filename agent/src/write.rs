@@ -400,3 +400,208 @@ fn set_time(name: &str) -> Option<SystemTime> {
     let d = Duration::new(secs.parse().ok()?, nanos.parse().ok()?);
     UNIX_EPOCH.checked_add(d)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn f(path: &str, contents: &str, mode: u32) -> OutFile {
+        OutFile {
+            path: path.into(),
+            contents: contents.as_bytes().to_vec(),
+            mode,
+        }
+    }
+
+    fn paths_error(paths: &[&str]) -> Option<String> {
+        let files: Vec<OutFile> = paths.iter().map(|p| f(p, "x", 0o400)).collect();
+        check_paths(&files).err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_unsafe_path_is_refused() {
+        for p in [
+            "", "/a", "..a", "..", ".", "a/..", "a/../b", "a/.", "a/./b", "a//b", "a/", "./a",
+        ] {
+            assert_eq!(
+                paths_error(&[p]),
+                Some(format!("writing {p}: unsafe output path")),
+                "{p:?}"
+            );
+        }
+        for p in ["a", "a/b", ".a", "a..", "a/.b", "a/b..c/d"] {
+            assert_eq!(paths_error(&[p]), None, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn clashing_paths_are_refused() {
+        assert_eq!(
+            paths_error(&["a", "b", "a"]),
+            Some("writing a: two secrets write the same output path".into())
+        );
+        for set in [&["a", "a/b"][..], &["a/b/c", "a/b"], &["x", "a/b", "a"]] {
+            let want = if set.contains(&"a/b/c") { "a/b" } else { "a" };
+            assert_eq!(
+                paths_error(set),
+                Some(format!(
+                    "writing {want}: is both a file and a directory of other output files"
+                )),
+                "{set:?}"
+            );
+        }
+        for set in [
+            &["a", "ab"][..],
+            &["a/b", "a/bc"],
+            &["ab/c", "a"],
+            &["a/b", "a/c"],
+        ] {
+            assert_eq!(paths_error(set), None, "{set:?}");
+        }
+    }
+
+    #[test]
+    fn top_names_are_first_segments() {
+        let names = top_names(&[f("a", "", 0), f("d/x", "", 0), f("d/y/z", "", 0)]);
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["a", "d"]);
+    }
+
+    #[test]
+    fn set_names_encode_their_creation_time() {
+        let before = SystemTime::now() - Duration::from_secs(1);
+        let name = hidden_dir_name();
+        let made = set_time(&name).unwrap();
+        assert!(made >= before && made <= SystemTime::now() + Duration::from_secs(1));
+        assert_eq!(
+            set_time("..100.000000005_0000abcd"),
+            Some(UNIX_EPOCH + Duration::new(100, 5))
+        );
+        for bad in [
+            "100.5_x", "..100_x", "..100.5", "..x.5_y", "..1.x_y", DATA_DIR, DATA_TMP,
+        ] {
+            assert_eq!(set_time(bad), None, "{bad}");
+        }
+    }
+
+    /// A hidden set dir named as made `age` ago (suffix tells sets of one instant apart).
+    fn set_dir(mount: &Path, made: SystemTime, suffix: &str) -> String {
+        let d = made.duration_since(UNIX_EPOCH).unwrap();
+        let name = format!("..{}.{:09}_{suffix}", d.as_secs(), d.subsec_nanos());
+        fs::create_dir(mount.join(&name)).unwrap();
+        fs::write(mount.join(&name).join("f"), "old").unwrap();
+        name
+    }
+
+    fn hidden(mount: &Path) -> BTreeSet<String> {
+        fs::read_dir(mount)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".."))
+            .collect()
+    }
+
+    #[test]
+    fn a_replaced_set_lives_for_the_grace_after_its_successor() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        let now = SystemTime::now();
+        let old = set_dir(m, now - Duration::from_secs(100), "00000001");
+        let live = set_dir(m, now - Duration::from_secs(10), "00000002");
+        std::os::unix::fs::symlink(&live, m.join(DATA_DIR)).unwrap();
+        // Replaced 10 s ago: kept for a grace of a minute, gone for 5 s.
+        prune_replaced(m, Duration::from_secs(60)).unwrap();
+        assert!(hidden(m).contains(&old), "{:?}", hidden(m));
+        prune_replaced(m, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            hidden(m),
+            BTreeSet::from([live.clone(), DATA_DIR.to_string()])
+        );
+    }
+
+    #[test]
+    fn sets_newer_than_the_live_one_are_never_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        let now = SystemTime::now();
+        let live = set_dir(m, now - Duration::from_secs(100), "00000001");
+        let writing = set_dir(m, now - Duration::from_secs(50), "00000002");
+        remove_replaced(m, &live, Duration::ZERO).unwrap();
+        assert_eq!(hidden(m), BTreeSet::from([live, writing]));
+    }
+
+    #[test]
+    fn leftovers_are_removed_at_once_and_other_entries_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        let now = SystemTime::now();
+        let live = set_dir(m, now, "00000001");
+        // Same instant as the live set but not it: a leftover with no successor.
+        let twin = set_dir(m, now, "00000002");
+        fs::create_dir(m.join("..junk")).unwrap();
+        fs::write(m.join("..file"), "not a set").unwrap();
+        fs::create_dir(m.join("visible")).unwrap();
+        remove_replaced(m, &live, Duration::from_secs(3600)).unwrap();
+        assert_eq!(
+            hidden(m),
+            BTreeSet::from([live.clone(), "..file".to_string()])
+        );
+        assert!(!hidden(m).contains(&twin));
+        assert!(m.join("visible").is_dir());
+    }
+
+    #[test]
+    fn stale_links_are_removed_but_not_other_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        write_atomic(m, &[f("a", "A", 0o440), f("gone", "G", 0o440)], None).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", m.join("mine")).unwrap();
+        std::os::unix::fs::symlink("..data_elsewhere/x", m.join("near")).unwrap();
+        write_atomic_with_grace(m, &[f("a", "A2", 0o440)], None, Duration::ZERO).unwrap();
+        assert!(fs::symlink_metadata(m.join("gone")).is_err());
+        assert_eq!(
+            fs::read_link(m.join("mine")).unwrap(),
+            Path::new("/etc/hostname")
+        );
+        // `..data_elsewhere` starts with `..data` as text, not as a path component.
+        assert!(fs::symlink_metadata(m.join("near")).is_ok());
+    }
+
+    #[test]
+    fn a_missing_link_or_changed_mode_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        let set = [f("a", "A", 0o440), f("d/x", "X", 0o400)];
+        assert!(write_atomic(m, &set, None).unwrap());
+        assert!(unchanged(m, &set));
+        assert!(!write_atomic(m, &set, None).unwrap());
+        fs::remove_file(m.join("d")).unwrap();
+        assert!(!unchanged(m, &set));
+        assert!(write_atomic(m, &set, None).unwrap());
+        assert_eq!(fs::read_to_string(m.join("d/x")).unwrap(), "X");
+        // Only the low 12 bits of the mode count.
+        let same = [f("a", "A", 0o100440), f("d/x", "X", 0o400)];
+        assert!(unchanged(m, &same));
+        let other = [f("a", "A", 0o444), f("d/x", "X", 0o400)];
+        assert!(!unchanged(m, &other));
+        let more = [f("a", "A", 0o440), f("d/x", "X", 0o400), f("b", "B", 0o440)];
+        assert!(!unchanged(m, &more));
+        let fewer = [f("a", "A", 0o440)];
+        assert!(!unchanged(m, &fewer));
+        let renamed = [f("a", "A", 0o440), f("d/y", "X", 0o400)];
+        assert!(!unchanged(m, &renamed));
+        assert!(!unchanged(&m.join("nowhere"), &set));
+    }
+
+    #[test]
+    fn prune_needs_a_live_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = prune_replaced(dir.path(), Duration::ZERO)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("writing ") && err.contains("..data"),
+            "{err}"
+        );
+    }
+}

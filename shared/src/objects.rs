@@ -351,4 +351,58 @@ mod tests {
             "{err:?}"
         );
     }
+
+    #[test]
+    fn size_depth_and_count_limits_on_both_sides() {
+        let at_limit = "#".repeat(MAX_OBJECTS_BYTES);
+        assert_eq!(parse_objects(&at_limit).unwrap(), vec![]);
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        // 16 levels get past the depth check to the parser (not a list of objects).
+        let err = parse_objects(&nested(16)).unwrap_err().join("");
+        assert!(err.starts_with("is not a valid ASCP objects list"), "{err}");
+        assert_eq!(
+            parse_objects(&nested(17)).unwrap_err(),
+            vec!["is nested 17 levels deep; an ASCP objects list needs at most 16".to_string()]
+        );
+        let objects = |n: usize| {
+            (0..n)
+                .map(|i| format!("- {{objectName: o{i}, objectType: secretsmanager}}\n"))
+                .collect::<String>()
+        };
+        assert_eq!(parse_objects(&objects(MAX_OBJECTS)).unwrap().len(), 500);
+        assert_eq!(
+            parse_objects(&objects(MAX_OBJECTS + 1)).unwrap_err(),
+            vec!["lists 501 objects; the limit is 500".to_string()]
+        );
+    }
+
+    #[test]
+    fn failover_may_repeat_or_omit_the_primary_version() {
+        for yaml in [
+            "- {objectName: db, objectType: secretsmanager, objectVersion: v1, failoverObject: {objectName: db2, objectVersion: v1}}",
+            "- {objectName: db, objectType: secretsmanager, objectVersion: v1, failoverObject: {objectName: db2}}",
+            "- {objectName: db, objectType: secretsmanager, objectVersionLabel: L, failoverObject: {objectName: db2, objectVersionLabel: L}}",
+            "- {objectName: db, objectType: secretsmanager, objectVersionLabel: L, failoverObject: {objectName: db2}}",
+        ] {
+            let specs = parse_objects(yaml).unwrap_or_else(|e| panic!("{yaml}: {e:?}"));
+            assert_eq!(
+                specs[0].failover,
+                Some(SecretRef::SecretsManager {
+                    id: "db2".into(),
+                    region: None
+                })
+            );
+        }
+        let err = parse_objects(
+            "- {objectName: db, objectType: secretsmanager, objectVersion: v1, failoverObject: {objectName: db2, objectVersion: v2}}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            vec![
+                "objects[0].failoverObject: objectVersion/objectVersionLabel must match the primary object's"
+                    .to_string()
+            ]
+        );
+    }
 }

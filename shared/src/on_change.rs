@@ -74,9 +74,10 @@ fn check_loopback_url(url: &str) -> Result<(), String> {
     } else {
         authority.split(':').next().unwrap_or("").to_string()
     };
+    // After a closing `]` or in a name, the last `:` starts the port; inside `[…]` it does not.
     let port_ok = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.ends_with(']') => {
-            authority.ends_with(']') || p.parse::<u16>().is_ok_and(|p| p > 0)
+        Some((h, p)) if h.ends_with(']') || !authority.starts_with('[') => {
+            p.parse::<u16>().is_ok_and(|p| p > 0)
         }
         _ => true,
     };
@@ -125,5 +126,65 @@ mod tests {
             let err = OnChange::parse(s).unwrap_err();
             assert!(err.contains(want), "{s:?}: {err}");
         }
+    }
+
+    #[test]
+    fn process_names_are_1_to_15_bytes() {
+        let name = "p".repeat(15);
+        assert_eq!(
+            OnChange::parse(&format!("signal:USR1:{name}")).unwrap(),
+            OnChange::Signal {
+                signal: "SIGUSR1".into(),
+                process: name.clone()
+            }
+        );
+        for bad in [
+            format!("{name}p"),
+            String::new(),
+            "a/b".into(),
+            "a\0b".into(),
+        ] {
+            let s = format!("signal:SIGHUP:{bad}");
+            assert_eq!(
+                OnChange::parse(&s).unwrap_err(),
+                format!(
+                    "{s:?}: process name {bad:?} must be 1-15 characters without '/' (as in /proc/<pid>/comm)"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn loopback_ports_are_checked_for_every_host_form() {
+        for ok in [
+            "http://localhost",
+            "http://localhost:1/x",
+            "http://localhost:65535",
+            "http://127.0.0.1:8080?a=b",
+            "http://[::1]",
+            "http://[::1]/x",
+            "http://[::1]:9090#f",
+        ] {
+            assert!(check_loopback_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://localhost:0",
+            "http://localhost:",
+            "http://localhost:65536",
+            "http://localhost:x",
+            "http://[::1]:0",
+            "http://[::1]:99999/x",
+            "http://[::1]:",
+        ] {
+            assert_eq!(
+                check_loopback_url(bad).unwrap_err(),
+                "the port is not a number between 1 and 65535",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_loopback_url("http://[::2]:80").unwrap_err(),
+            "host \"[::2]\" is not loopback (use localhost, 127.0.0.1 or [::1])"
+        );
     }
 }

@@ -101,4 +101,95 @@ mod tests {
         assert!(!overlaps("a", "ab"));
         assert!(!overlaps("a/b", "a/c"));
     }
+
+    #[test]
+    fn length_limits_are_pinned_on_both_sides() {
+        let seg = "a".repeat(255);
+        assert!(check_relative(&seg, false).is_ok());
+        assert_eq!(
+            check_relative(&format!("{seg}a"), false).unwrap_err(),
+            "has a segment longer than 255 bytes"
+        );
+        assert_eq!(
+            check_relative(&format!("x/{seg}a"), true).unwrap_err(),
+            "has a segment longer than 255 bytes"
+        );
+        // 5 segments of 204 bytes and 4 slashes: exactly 1024 bytes.
+        let at_limit = vec!["b".repeat(204); 5].join("/");
+        assert_eq!(at_limit.len(), 1024);
+        assert!(check_relative(&at_limit, true).is_ok());
+        assert_eq!(
+            check_relative(&format!("{at_limit}b"), true).unwrap_err(),
+            "is longer than 1024 bytes"
+        );
+    }
+
+    #[test]
+    fn every_rejection_has_its_own_message() {
+        for (p, dirs, want) in [
+            ("", true, "is empty"),
+            ("a\0", true, "contains a NUL byte"),
+            ("/a", false, "must be relative, not absolute"),
+            ("a/b", false, "must be a plain file name without '/'"),
+            ("/", true, "must be relative, not absolute"),
+            ("a/", true, "has an empty path segment (// or trailing /)"),
+            (".", false, "must not contain \".\" segments"),
+            ("..", false, "must not contain \"..\" segments"),
+            ("a/..", true, "must not contain \"..\" segments"),
+            (
+                "...",
+                false,
+                "must not start a segment with '..' (reserved for the agent)",
+            ),
+            (
+                "a/..b",
+                true,
+                "must not start a segment with '..' (reserved for the agent)",
+            ),
+        ] {
+            assert_eq!(check_relative(p, dirs).unwrap_err(), want, "{p:?}");
+        }
+        for ok in ["a..", "a..b", ".a", "a.b/c.d"] {
+            assert!(check_relative(ok, true).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn absolute_paths_check_what_follows_the_root() {
+        assert!(check_absolute("/a").is_ok());
+        assert!(check_absolute("/a/b/").is_ok());
+        assert_eq!(check_absolute("").unwrap_err(), "must be an absolute path");
+        assert_eq!(
+            check_absolute("a/b").unwrap_err(),
+            "must be an absolute path"
+        );
+        assert_eq!(
+            check_absolute("/").unwrap_err(),
+            "must not be the root directory"
+        );
+        assert_eq!(
+            check_absolute("/a/./b").unwrap_err(),
+            "must not contain \".\" segments"
+        );
+        assert_eq!(
+            check_absolute(&format!("/{}", "a".repeat(256))).unwrap_err(),
+            "has a segment longer than 255 bytes"
+        );
+    }
+
+    #[test]
+    fn overlap_needs_a_whole_segment_prefix() {
+        for (a, b, want) in [
+            ("a/b", "a/b", true),
+            ("a", "a/b/c", true),
+            ("a/b/c", "a/b", true),
+            ("a/bc", "a/b", false),
+            ("a/b", "a/bc", false),
+            ("ab", "a", false),
+            ("a", "b", false),
+            ("b/a", "a", false),
+        ] {
+            assert_eq!(overlaps(a, b), want, "{a:?} {b:?}");
+        }
+    }
 }

@@ -122,4 +122,28 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn one_sign_then_digits_and_one_dot() {
+        for q in ["++1", "+-1", "+1-", "1+", "1-2", "..5", "5.."] {
+            assert_eq!(
+                Quantity::parse(q).unwrap_err(),
+                format!("{q:?} is not a Kubernetes quantity (e.g. 50m, 0.1, 32Mi)")
+            );
+        }
+        for (q, want) in [
+            ("5.", 5.0),
+            ("+.5", 0.5),
+            ("0", 0.0),
+            ("1Ei", 1024f64.powi(6)),
+        ] {
+            assert!((value(q) - want).abs() < 1e-9, "{q}");
+        }
+    }
+
+    #[test]
+    fn displays_as_written() {
+        assert_eq!(Quantity::parse(" 1.5Gi").unwrap().to_string(), "1.5Gi");
+        assert_eq!(Quantity::parse("+1e3").unwrap().to_string(), "+1e3");
+    }
 }

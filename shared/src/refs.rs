@@ -416,4 +416,170 @@ mod tests {
             assert_eq!(SecretRef::parse(s).unwrap().to_string(), s);
         }
     }
+
+    #[test]
+    fn name_length_limits_are_pinned_on_both_sides() {
+        let sm_max = "a".repeat(SM_NAME_MAX);
+        assert_eq!(SecretRef::parse(&sm_max).unwrap(), sm(&sm_max, None));
+        assert_eq!(
+            SecretRef::parse(&format!("{sm_max}a")).unwrap_err(),
+            "Secrets Manager name is longer than 512 characters"
+        );
+        let ssm_max = format!("/{}", "a".repeat(SSM_NAME_MAX - 1));
+        assert_eq!(
+            SecretRef::parse(&format!("ssm:{ssm_max}")).unwrap(),
+            ssm(&ssm_max, None)
+        );
+        assert_eq!(
+            SecretRef::parse(&format!("ssm:{ssm_max}a")).unwrap_err(),
+            "SSM parameter name is longer than 2048 characters"
+        );
+        // The name inside an ARN is held to the same limit.
+        let arn =
+            |name: &str| format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}");
+        assert!(SecretRef::parse(&arn(&sm_max)).is_ok());
+        assert!(
+            SecretRef::parse(&arn(&format!("{sm_max}a")))
+                .unwrap_err()
+                .contains("longer than 512")
+        );
+    }
+
+    #[test]
+    fn partitions_are_aws_or_aws_dash_lowercase_words() {
+        for ok in ["aws", "aws-cn", "aws-us-gov", "aws-iso-b"] {
+            assert!(valid_partition(ok), "{ok}");
+        }
+        for bad in [
+            "", "aw", "awsx", "aws-", "aws--x", "aws-x-", "aws-X", "aws-x1", "AWS", "x-aws",
+        ] {
+            assert!(!valid_partition(bad), "{bad}");
+        }
+        let err = SecretRef::parse("arn:aws-:secretsmanager:us-east-1:123456789012:secret:x")
+            .unwrap_err();
+        assert!(err.contains("unknown partition \"aws-\""), "{err}");
+    }
+
+    #[test]
+    fn arn_fields_are_each_checked() {
+        let cases = [
+            (
+                "arn:aws:secretsmanager:us-east-1:1234567890123:secret:x",
+                "invalid account id",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:12345678901:secret:x",
+                "invalid account id",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:12345678901x:secret:x",
+                "invalid account id",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:",
+                "not a secret ARN",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:a b",
+                "character ' ' is not allowed",
+            ),
+            (
+                "arn:aws:ssm:us-east-1:123456789012:parameter/",
+                "not a parameter ARN",
+            ),
+            (
+                "arn:aws:ssm:us-east-1:123456789012:parameterx",
+                "not a parameter ARN",
+            ),
+            (
+                "arn:aws:ssm:us-east-1:123456789012:parameter/a b",
+                "not a valid SSM parameter name",
+            ),
+            (
+                "arn:aws:ssm:us-east-1:123456789012:parameter/a//b",
+                "no empty segments",
+            ),
+            (
+                "arn:aws:ssm:us-east-1:123456789012:document/x",
+                "not a parameter ARN",
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012",
+                "is not an ARN",
+            ),
+        ];
+        for (input, want) in cases {
+            let err = SecretRef::parse(input).unwrap_err();
+            assert!(err.contains(want), "{input:?}: {err}");
+        }
+        // A 12-digit account is the only accepted form.
+        assert!(SecretRef::parse("arn:aws:secretsmanager:us-east-1:000000000000:secret:x").is_ok());
+    }
+
+    #[test]
+    fn ssm_names_accept_their_alphabet_and_refuse_others() {
+        for ok in ["ssm:a", "ssm:a.b-c_d", "ssm:/a/b.c", "ssm:/x"] {
+            assert!(SecretRef::parse(ok).is_ok(), "{ok}");
+        }
+        for (bad, want) in [
+            ("ssm:/", "names no SSM parameter"),
+            ("ssm: ", "names no SSM parameter"),
+            ("ssm:a+b", "character '+' is not allowed"),
+            ("ssm:/a//", "no empty segments"),
+            ("ssm:a/", "starts with /"),
+        ] {
+            let err = SecretRef::parse(bad).unwrap_err();
+            assert!(err.contains(want), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn object_types_and_services() {
+        assert_eq!(
+            Service::parse_object_type("secretsmanager"),
+            Some(Service::SecretsManager)
+        );
+        assert_eq!(
+            Service::parse_object_type("ssmparameter"),
+            Some(Service::SsmParameter)
+        );
+        assert_eq!(Service::parse_object_type("SecretsManager"), None);
+        let s = SecretRef::parse("ssm:/a").unwrap();
+        assert_eq!(
+            (s.service(), s.id(), s.region()),
+            (Service::SsmParameter, "/a", None)
+        );
+        let s = SecretRef::parse("db").unwrap();
+        assert_eq!(
+            (s.service(), s.id(), s.region()),
+            (Service::SecretsManager, "db", None)
+        );
+        // An ssm: prefix with the other objectType, and names trimmed.
+        let err = SecretRef::parse_as("ssm:/a", Service::SecretsManager).unwrap_err();
+        assert_eq!(err, "\"ssm:/a\" is not of the objectType given");
+        assert_eq!(
+            SecretRef::parse_as(" db ", Service::SecretsManager).unwrap(),
+            sm("db", None)
+        );
+        assert_eq!(
+            SecretRef::parse_as(" /a ", Service::SsmParameter).unwrap(),
+            ssm("/a", None)
+        );
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db";
+        assert_eq!(
+            SecretRef::parse_as(arn, Service::SecretsManager).unwrap(),
+            sm(arn, Some("us-east-1"))
+        );
+        assert!(SecretRef::parse_as("a b", Service::SecretsManager).is_err());
+        assert!(SecretRef::parse_as("a+b", Service::SsmParameter).is_err());
+    }
+
+    #[test]
+    fn default_file_names_of_flat_and_unparsed_arns() {
+        let flat = "arn:aws:ssm:us-east-1:123456789012:parameter/key";
+        assert_eq!(SecretRef::parse(flat).unwrap().default_file_name(), "_key");
+        // A region without an ARN (hand-built) falls back to the id.
+        assert_eq!(sm("a/b", Some("us-east-1")).default_file_name(), "a_b");
+        assert_eq!(ssm("/a/b", Some("us-east-1")).default_file_name(), "_a_b");
+    }
 }

@@ -312,4 +312,169 @@ mod tests {
         assert!(check_jmes_path(&"a".repeat(1024)).is_ok());
         assert!(check_jmes_path(&"a".repeat(1025)).is_err());
     }
+
+    #[test]
+    fn every_duration_unit_and_fraction() {
+        for (s, want) in [
+            ("1ns", 1),
+            ("1000000000ns", 1),
+            ("1000000001ns", 2),
+            ("2000000000ns", 2),
+            ("1000000us", 1),
+            ("1500000us", 2),
+            ("3000000µs", 3),
+            ("2000ms", 2),
+            ("2001ms", 3),
+            ("2s", 2),
+            ("2m", 120),
+            ("2h", 7200),
+            ("1h1m1s", 3661),
+            (".5m", 30),
+            ("5.m", 300),
+            ("0.25h", 900),
+            ("1.000000001s", 2),
+            (" 10s ", 10),
+        ] {
+            assert_eq!(parse_duration_secs(s), Ok(want), "{s}");
+        }
+        for (s, want) in [
+            (
+                ".s",
+                "\".s\" is not a duration; expected e.g. 30s, 5m, 1h30m",
+            ),
+            (
+                "1.5.5s",
+                "\"1.5.5s\" is not a duration; expected e.g. 30s, 5m, 1h30m",
+            ),
+            ("s", "\"s\" is not a duration; expected e.g. 30s, 5m, 1h30m"),
+            ("1s5", "\"1s5\" has no unit; write e.g. 1s5s or 1s5m"),
+            (
+                "5 s",
+                "\"5 s\" has unknown unit \" s\"; use ns, us, ms, s, m or h",
+            ),
+            (
+                "5S",
+                "\"5S\" has unknown unit \"S\"; use ns, us, ms, s, m or h",
+            ),
+            (
+                " ",
+                "is empty; expected a duration such as 30s, 5m or 1h30m",
+            ),
+        ] {
+            assert_eq!(parse_duration_secs(s).unwrap_err(), want, "{s:?}");
+        }
+        // Overflow of the sum, not only of one part.
+        let big = format!("{}h", u128::MAX / 3_600_000_000_000);
+        assert!(
+            parse_duration_secs(&format!("{big}{big}"))
+                .unwrap_err()
+                .contains("too large")
+        );
+        // Seconds beyond u64.
+        let secs = format!("{}s", u128::from(u64::MAX) + 1);
+        assert_eq!(
+            parse_duration_secs(&secs).unwrap_err(),
+            format!("{secs:?} is too large")
+        );
+        assert_eq!(parse_duration_secs(&format!("{}s", u64::MAX)), Ok(u64::MAX));
+    }
+
+    #[test]
+    fn region_shapes() {
+        for r in ["a-b-1", "us-east-65535", "us-iso-b-east-1"] {
+            assert!(is_region(r), "{r}");
+        }
+        for r in [
+            "us-1",
+            "us-east-65536",
+            "us-east-",
+            "-east-1",
+            "us-e1-1",
+            "us-east-1a",
+        ] {
+            assert!(!is_region(r), "{r}");
+        }
+        assert_eq!(check_region(" eu-west-1 ").unwrap(), "eu-west-1");
+        assert_eq!(
+            check_region("us-east").unwrap_err(),
+            "\"us-east\" is not an AWS region (e.g. us-east-1)"
+        );
+    }
+
+    #[test]
+    fn role_arn_fields_are_each_checked() {
+        assert_eq!(
+            check_role_arn(" arn:aws-us-gov:iam::123456789012:role/a/b ").unwrap(),
+            "arn:aws-us-gov:iam::123456789012:role/a/b"
+        );
+        for bad in [
+            "arn:gcp:iam::123456789012:role/x",
+            "arn:aws:sts::123456789012:role/x",
+            "arn:aws:iam:us-east-1:123456789012:role/x",
+            "arn:aws:iam::12345678901:role/x",
+            "arn:aws:iam::1234567890123:role/x",
+            "arn:aws:iam::12345678901x:role/x",
+            "arn:aws:iam::123456789012:role/a/",
+            "arn:aws:iam::123456789012:rolex",
+            "urn:aws:iam::123456789012:role/x",
+            "arn:aws:iam::123456789012",
+        ] {
+            assert_eq!(
+                check_role_arn(bad).unwrap_err(),
+                format!("{bad:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/name)")
+            );
+        }
+    }
+
+    #[test]
+    fn mode_bounds_and_read_bits() {
+        for (s, want) in [
+            ("0777", 0o777),
+            ("0o777", 0o777),
+            ("4", 0o4),
+            ("040", 0o40),
+            (" 0440 ", 0o440),
+        ] {
+            assert_eq!(parse_mode(s), Ok(want), "{s}");
+        }
+        for (s, want) in [
+            (
+                "01000",
+                "\"01000\" is not an octal file mode between 0000 and 0777",
+            ),
+            ("", "\"\" is not an octal file mode (e.g. 0440)"),
+            ("0o", "\"0o\" is not an octal file mode (e.g. 0440)"),
+            ("8", "\"8\" is not an octal file mode (e.g. 0440)"),
+            (
+                "0",
+                "\"0\" makes the files unreadable; include a read bit (e.g. 0440)",
+            ),
+            (
+                "0333",
+                "\"0333\" makes the files unreadable; include a read bit (e.g. 0440)",
+            ),
+        ] {
+            assert_eq!(parse_mode(s).unwrap_err(), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn container_name_bounds() {
+        for ok in ["a", "0", "a-b", &"a".repeat(63)] {
+            assert_eq!(check_container_name(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(
+            check_container_name("a.b").unwrap_err(),
+            "\"a.b\" is not a valid container name"
+        );
+    }
+
+    #[test]
+    fn quotes_of_every_kind_hide_brackets() {
+        assert_eq!(nesting_depth(r#"["[[\"[[" ]"#), 1);
+        assert_eq!(nesting_depth("('((' (x))"), 2);
+        assert_eq!(nesting_depth(r"[`\`[[`]"), 1);
+        assert_eq!(nesting_depth("{'a' {b}} ["), 2);
+        assert_eq!(nesting_depth("'unclosed [[["), 0);
+    }
 }

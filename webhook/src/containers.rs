@@ -113,3 +113,32 @@ fn list_names(cs: &[Container]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str) -> Container {
+        Container {
+            name: name.into(),
+            ..Container::default()
+        }
+    }
+
+    #[test]
+    fn a_named_target_is_looked_up_in_the_app_list_first() {
+        // Names are unique per pod once the API server validates it; admission
+        // runs before that, so the documented order must hold for any input.
+        let spec = PodSpec {
+            init_containers: Some(vec![c("x"), c("init")]),
+            containers: vec![c("app"), c("x")],
+            ..PodSpec::default()
+        };
+        let mut p = Problems::default();
+        let names = ["x".to_string(), "init".to_string(), "x".to_string()];
+        let found = resolve_targets(&spec, Some(&names), &mut p);
+        assert!(p.is_empty(), "{p:?}");
+        let slot = |list, index| Slot { list, index };
+        assert_eq!(found, [slot(List::App, 1), slot(List::Init, 1)]);
+    }
+}
