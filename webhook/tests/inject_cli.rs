@@ -372,20 +372,7 @@ fn binary_injects_the_readme_example() {
     );
     kubernetes_validate(&stdout).unwrap();
 
-    let mut child = Command::new(bin)
-        .args(["inject", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\n  annotations:\n    secrets-injector.io/secret-db: \"has space\"\nspec:\n  containers:\n    - name: app\n      image: x\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = inject_stdin(b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\n  annotations:\n    secrets-injector.io/secret-db: \"has space\"\nspec:\n  containers:\n    - name: app\n      image: x\n");
     assert!(!out.status.success(), "a denied pod fails the command");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -394,8 +381,8 @@ fn binary_injects_the_readme_example() {
     );
 }
 
-#[test]
-fn binary_reports_an_unknown_pod_template_on_stderr() {
+/// `secrets-injector-webhook inject -f -` with `input` on stdin.
+fn inject_stdin(input: &[u8]) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_secrets-injector-webhook"))
         .args(["inject", "-f", "-"])
         .stdin(Stdio::piped())
@@ -403,13 +390,13 @@ fn binary_reports_an_unknown_pod_template_on_stderr() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(custom_resource("CloneSet", "c").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn binary_reports_an_unknown_pod_template_on_stderr() {
+    let out = inject_stdin(custom_resource("CloneSet", "c").as_bytes());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
