@@ -150,26 +150,11 @@ pub fn parse(argv: &[OsString], mount_env: Option<OsString>) -> Result<Parsed, E
                 mount_path = Some(PathBuf::from(value));
             }
             "--env" => {
-                let Some((name, path)) = value.split_once('=') else {
-                    return Err(usage(format!(
-                        "--env {}: expected NAME=PATH",
-                        value.escape_debug()
-                    )));
-                };
-                if !valid_name(name) {
-                    return Err(usage(format!(
-                        "--env {}: {} is not a valid env var name ([A-Za-z_][A-Za-z0-9_]*)",
-                        value.escape_debug(),
-                        name.escape_debug()
-                    )));
-                }
-                check_relative(path).map_err(|why| {
-                    usage(format!("--env {name}: path {} {why}", path.escape_debug()))
-                })?;
-                if env.iter().any(|(n, _)| n == name) {
+                let (name, path) = env_pair(&value)?;
+                if env.iter().any(|(n, _)| *n == name) {
                     return Err(usage(format!("--env {name} is given twice")));
                 }
-                env.push((name.to_string(), path.to_string()));
+                env.push((name, path));
             }
             "--env-from" => {
                 check_relative(&value).map_err(|why| {
@@ -190,6 +175,26 @@ pub fn parse(argv: &[OsString], mount_env: Option<OsString>) -> Result<Parsed, E
         env_from,
         command,
     }))
+}
+
+/// One `--env NAME=PATH` value: a valid name and a safe relative path.
+fn env_pair(value: &str) -> Result<(String, String), Error> {
+    let Some((name, path)) = value.split_once('=') else {
+        return Err(Error::Usage(format!(
+            "--env {}: expected NAME=PATH",
+            value.escape_debug()
+        )));
+    };
+    if !valid_name(name) {
+        return Err(Error::Usage(format!(
+            "--env {}: {} is not a valid env var name ([A-Za-z_][A-Za-z0-9_]*)",
+            value.escape_debug(),
+            name.escape_debug()
+        )));
+    }
+    check_relative(path)
+        .map_err(|why| Error::Usage(format!("--env {name}: path {} {why}", path.escape_debug())))?;
+    Ok((name.to_string(), path.to_string()))
 }
 
 /// A POSIX-portable env var name: `[A-Za-z_][A-Za-z0-9_]*`.

@@ -128,15 +128,12 @@ struct Sources<'a> {
 /// Every `secret-*` and `objects` annotation, and unknown keys reported;
 /// `None` when the pod names no secrets.
 fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option<Sources<'a>> {
-    let named = a
-        .keys()
-        .filter(|k| k.starts_with(keys::SECRET_PREFIX))
-        .count();
-    let env_vars = a.keys().filter(|k| env::is_env_key(k)).count();
-    let templates = a
-        .keys()
-        .filter(|k| k.starts_with(keys::TEMPLATE_PREFIX))
-        .count();
+    // Counted before parsing anything, so an oversized pod costs one pass.
+    let Counts {
+        named,
+        env_vars,
+        templates,
+    } = Counts::of(a);
     if templates > template::MAX_TEMPLATES {
         p.push(
             keys::TEMPLATE_PREFIX.trim_end_matches('-'),
@@ -154,7 +151,6 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
         );
         return None;
     }
-    // Checked before parsing anything, so an oversized pod costs one pass.
     let over_limit = named > MAX_SECRETS;
     if over_limit {
         p.push(
@@ -199,26 +195,51 @@ fn read_sources<'a>(a: &'a BTreeMap<String, String>, p: &mut Problems) -> Option
             );
         }
     }
-    if out.selections.len() > select::MAX_SELECTORS {
-        p.push(
-            keys::SECRET_PREFIX.trim_end_matches('-'),
-            format!(
-                "the pod has {} selectors (prefix, ssm path or tag); the limit is {}",
-                out.selections.len(),
-                select::MAX_SELECTORS
-            ),
-        );
-    }
-    if out.secrets.len() > MAX_SECRETS {
-        p.push(
-            keys::OBJECTS,
-            format!(
-                "the pod names {} secrets; the limit is {MAX_SECRETS}",
-                out.secrets.len()
-            ),
-        );
-    }
+    out.check_totals(p);
     named_any.then_some(out)
+}
+
+/// How many keys of each counted kind a pod has.
+struct Counts {
+    named: usize,
+    env_vars: usize,
+    templates: usize,
+}
+
+impl Counts {
+    fn of(a: &BTreeMap<String, String>) -> Counts {
+        let count = |f: &dyn Fn(&str) -> bool| a.keys().filter(|k| f(k)).count();
+        Counts {
+            named: count(&|k| k.starts_with(keys::SECRET_PREFIX)),
+            env_vars: count(&|k| env::is_env_key(k)),
+            templates: count(&|k| k.starts_with(keys::TEMPLATE_PREFIX)),
+        }
+    }
+}
+
+impl Sources<'_> {
+    /// Limits on what the annotations add up to (objects included).
+    fn check_totals(&self, p: &mut Problems) {
+        if self.selections.len() > select::MAX_SELECTORS {
+            p.push(
+                keys::SECRET_PREFIX.trim_end_matches('-'),
+                format!(
+                    "the pod has {} selectors (prefix, ssm path or tag); the limit is {}",
+                    self.selections.len(),
+                    select::MAX_SELECTORS
+                ),
+            );
+        }
+        if self.secrets.len() > MAX_SECRETS {
+            p.push(
+                keys::OBJECTS,
+                format!(
+                    "the pod names {} secrets; the limit is {MAX_SECRETS}",
+                    self.secrets.len()
+                ),
+            );
+        }
+    }
 }
 
 /// A key under our domain that this version does not know.

@@ -120,19 +120,7 @@ fn convert(o: AscpObject) -> Result<SecretSpec, Vec<String>> {
             Format::Raw
         }),
     };
-    let file_permission = match o.file_permission {
-        None => None,
-        Some(serde_yaml_ng::Value::String(s)) => parse_mode(&s)
-            .map_err(|e| problems.push(format!("filePermission: {e}")))
-            .ok(),
-        Some(serde_yaml_ng::Value::Number(n)) => parse_mode(&n.to_string())
-            .map_err(|e| problems.push(format!("filePermission: {e}")))
-            .ok(),
-        Some(_) => {
-            problems.push("filePermission: must be an octal string such as \"0440\"".into());
-            None
-        }
-    };
+    let file_permission = file_permission(o.file_permission.as_ref(), &mut problems);
     let failover = o.failover_object.and_then(|f| {
         if f.object_version.is_some() && f.object_version != o.object_version
             || f.object_version_label.is_some() && f.object_version_label != o.object_version_label
@@ -147,36 +135,15 @@ fn convert(o: AscpObject) -> Result<SecretSpec, Vec<String>> {
             .map_err(|e| problems.push(format!("failoverObject.objectName: {e}")))
             .ok()
     });
-    let mut jmes_path = Vec::with_capacity(o.jmes_path.len());
-    for (j, entry) in o.jmes_path.into_iter().enumerate() {
-        if entry.path.trim().is_empty() {
-            problems.push(format!("jmesPath[{j}].path: is empty"));
-        } else if let Err(e) = crate::validate::check_jmes_path(&entry.path) {
-            problems.push(format!("jmesPath[{j}].path: {e}"));
-        }
-        jmes_path.push(JmesPathEntry {
-            path: entry.path,
-            alias: entry.object_alias,
-        });
-    }
+    let jmes_path = jmes_paths(o.jmes_path, &mut problems);
     if source
         .as_ref()
         .is_some_and(|s| s.service() == Service::SsmParameter)
-        && o.object_version
-            .as_deref()
-            .is_some_and(|v| v.parse::<u64>().is_err())
     {
-        problems.push("objectVersion: an SSM parameter version is a number".into());
-    }
-    if source
-        .as_ref()
-        .is_some_and(|s| s.service() == Service::SsmParameter)
-        && o.object_version.is_some()
-        && o.object_version_label.is_some()
-    {
-        problems.push(
-            "objectVersion and objectVersionLabel: an SSM parameter is pinned by one of them, not both"
-                .into(),
+        check_ssm_pins(
+            o.object_version.as_deref(),
+            o.object_version_label.as_deref(),
+            &mut problems,
         );
     }
     let Some(source) = source else {
@@ -197,6 +164,51 @@ fn convert(o: AscpObject) -> Result<SecretSpec, Vec<String>> {
         failover,
         source,
     })
+}
+
+/// `filePermission`: octal digits as a string or a YAML number (`0644` → 0o644).
+fn file_permission(v: Option<&serde_yaml_ng::Value>, problems: &mut Vec<String>) -> Option<u32> {
+    let text = match v? {
+        serde_yaml_ng::Value::String(s) => s.clone(),
+        serde_yaml_ng::Value::Number(n) => n.to_string(),
+        _ => {
+            problems.push("filePermission: must be an octal string such as \"0440\"".into());
+            return None;
+        }
+    };
+    parse_mode(&text)
+        .map_err(|e| problems.push(format!("filePermission: {e}")))
+        .ok()
+}
+
+/// `jmesPath` entries, each expression non-empty and bounded.
+fn jmes_paths(entries: Vec<AscpJmesPath>, problems: &mut Vec<String>) -> Vec<JmesPathEntry> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (j, entry) in entries.into_iter().enumerate() {
+        if entry.path.trim().is_empty() {
+            problems.push(format!("jmesPath[{j}].path: is empty"));
+        } else if let Err(e) = crate::validate::check_jmes_path(&entry.path) {
+            problems.push(format!("jmesPath[{j}].path: {e}"));
+        }
+        out.push(JmesPathEntry {
+            path: entry.path,
+            alias: entry.object_alias,
+        });
+    }
+    out
+}
+
+/// An SSM parameter is pinned by a numeric version or a label, not both.
+fn check_ssm_pins(version: Option<&str>, label: Option<&str>, problems: &mut Vec<String>) {
+    if version.is_some_and(|v| v.parse::<u64>().is_err()) {
+        problems.push("objectVersion: an SSM parameter version is a number".into());
+    }
+    if version.is_some() && label.is_some() {
+        problems.push(
+            "objectVersion and objectVersionLabel: an SSM parameter is pinned by one of them, not both"
+                .into(),
+        );
+    }
 }
 
 #[cfg(test)]
