@@ -144,11 +144,30 @@ pub async fn serve_on(
             tokio::time::sleep(config.shutdown_delay).await;
         }
     };
-    tokio::pin!(stop_accepting);
+    accept_until(&listener, stop_accepting, &tracker, &shared, &graceful).await;
+
+    health.ready.store(false, Ordering::SeqCst);
+    drop(listener);
+    drain(graceful, config.shutdown_grace).await;
+    health_stop.cancel();
+    let _ = health_task.await;
+    let _ = reloader.await;
+    Ok(())
+}
+
+/// Accept admission connections, each served on its own task, until `stop`.
+async fn accept_until(
+    listener: &TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+    tracker: &Arc<Tracker>,
+    conns: &Arc<AdmissionConns>,
+    graceful: &GracefulShutdown,
+) {
+    tokio::pin!(stop);
     loop {
         let (tcp, peer) = tokio::select! {
             biased;
-            () = &mut stop_accepting => break,
+            () = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -164,23 +183,15 @@ pub async fn serve_on(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
-        let guard = admit(&tracker, &metrics);
+        let guard = admit(tracker, &conns.metrics);
         tokio::spawn(serve_admission(
             tcp,
             peer,
             guard,
             graceful.watcher(),
-            Arc::clone(&shared),
+            Arc::clone(conns),
         ));
     }
-
-    health.ready.store(false, Ordering::SeqCst);
-    drop(listener);
-    drain(graceful, config.shutdown_grace).await;
-    health_stop.cancel();
-    let _ = health_task.await;
-    let _ = reloader.await;
-    Ok(())
 }
 
 /// What every admission connection shares.
