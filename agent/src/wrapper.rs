@@ -1,4 +1,4 @@
-//! Copies the `secrets-injector-env` exec wrapper (DESIGN §3a) into the
+//! Copies the `secrets-injector-env` exec wrapper (docs/env-vars.md) into the
 //! secrets volume, where the webhook's rewritten `command` runs it.
 //!
 //! - Source: beside the agent's own executable (`/secrets-injector-env` in

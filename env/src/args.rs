@@ -1,4 +1,4 @@
-//! Hand-parsed command line (DESIGN §4a; no clap, to stay tiny):
+//! Hand-parsed command line (docs/env-vars.md; no clap, to stay tiny):
 //! `secrets-injector-env [--mount-path P] [--env NAME=PATH]... [--env-from DIR]... -- CMD [ARG]...`
 //! Flags also take the `--flag=value` form; every flag has an env var.
 

@@ -1,4 +1,4 @@
-//! `secrets-injector-env`: the exec wrapper of DESIGN §3a. Reads env values
+//! `secrets-injector-env`: the exec wrapper of docs/env-vars.md. Reads env values
 //! from one snapshot of the secrets volume, sets them and `exec`s the
 //! command: same PID, no child, signals as if started directly.
 //!

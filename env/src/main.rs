@@ -1,5 +1,5 @@
 //! `secrets-injector-env [--mount-path P] [--env NAME=PATH]... [--env-from DIR]... -- CMD [ARG]...`
-//! (DESIGN §4a). Everything lives in the library so tests can call it.
+//! (docs/env-vars.md). Everything lives in the library so tests can call it.
 
 #![forbid(unsafe_code)]
 
