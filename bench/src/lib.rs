@@ -7,6 +7,7 @@ pub mod agentbench;
 pub mod bare;
 pub mod cost;
 pub mod error;
+pub mod hostile;
 pub mod loadgen;
 pub mod measure;
 pub mod pods;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrets_injector_bench::report::{Row, markdown};
 use secrets_injector_bench::suite::{self, Opts, Paths};
-use secrets_injector_bench::{Error, bare, measure, rss, tls};
+use secrets_injector_bench::{Error, bare, hostile, measure, rss, tls};
 
 #[derive(Parser)]
 #[command(version, about = "secrets-injector benchmarks: numbers, side by side")]
@@ -26,6 +26,8 @@ enum Cmd {
     Review(RunArgs),
     /// Webhook vs bare server over HTTPS.
     Https(RunArgs),
+    /// A normal review's latency while two worst-case requests are in flight.
+    Hostile(RunArgs),
     /// Agent vs the AWS CLI loop, boto3 and the Secrets Manager Agent.
     Agent(RunArgs),
     /// Release binary sizes.
@@ -189,11 +191,13 @@ async fn run(cmd: Cmd) -> Result<(), Error> {
             rows.extend(suite::sizes(&p));
             rows.extend(suite::review(&o).await?);
             rows.extend(suite::https(&p, &o).await?);
+            rows.extend(hostile::suite(&p, &o).await?);
             rows.extend(suite::agent(&p, &o).await?);
             rows.extend(suite::wrapper(&p, &o)?);
         }
         Cmd::Review(a) => rows.extend(suite::review(&opts(&a)).await?),
         Cmd::Https(a) => rows.extend(suite::https(&paths(&a)?, &opts(&a)).await?),
+        Cmd::Hostile(a) => rows.extend(hostile::suite(&paths(&a)?, &opts(&a)).await?),
         Cmd::Agent(a) => rows.extend(suite::agent(&paths(&a)?, &opts(&a)).await?),
         Cmd::Sizes(a) => rows.extend(suite::sizes(&paths(&a)?)),
         Cmd::Wrapper(a) => rows.extend(suite::wrapper(&paths(&a)?, &opts(&a))?),

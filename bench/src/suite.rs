@@ -147,6 +147,43 @@ async fn run_phase(p: Phase, t: &Target, opts: &Opts) -> LoadResult {
     }
 }
 
+/// The uid of every benchmark review.
+const BENCH_UID: &str = "bench-uid-0001";
+
+/// A webhook process under test and a keep-alive target for the typical pod.
+#[derive(Debug)]
+pub struct Webhook {
+    pub dir: tempfile::TempDir,
+    pub process: ServerProcess,
+    pub target: Target,
+    pub pki: TestPki,
+}
+
+/// Start the webhook with a fresh test PKI; the target sends the typical pod's review.
+pub async fn start_webhook(paths: &Paths) -> Result<Webhook, Error> {
+    require("webhook", &paths.webhook_bin)?;
+    let dir = tempfile::tempdir().map_err(|e| Error::io("temp dir", e))?;
+    let pki = TestPki::new(&["localhost", "127.0.0.1"]);
+    pki.write_to(dir.path());
+    let process = webhookbench::start_webhook(&paths.webhook_bin, dir.path())?;
+    let review =
+        secrets_injector_tests::pods::admission_review(&pods::typical(), "bench", BENCH_UID);
+    let body = Bytes::from(serde_json::to_vec(&review).map_err(|e| Error::Http(e.to_string()))?);
+    let target = Target {
+        addr: process.addr,
+        server_name: ServerName::try_from("localhost").map_err(|e| Error::Tls(e.to_string()))?,
+        tls: tls::client_config(&pki.ca_pem, true)?,
+        path: "/mutate".into(),
+        body,
+    };
+    Ok(Webhook {
+        dir,
+        process,
+        target,
+        pki,
+    })
+}
+
 /// The webhook process and both bare servers (canned answer; parse the body,
 /// then the canned answer) under the same load, phase by phase, in one run.
 pub async fn https(paths: &Paths, opts: &Opts) -> Result<Vec<Row>, Error> {
@@ -154,24 +191,14 @@ pub async fn https(paths: &Paths, opts: &Opts) -> Result<Vec<Row>, Error> {
         "\n## HTTPS on loopback: webhook vs bare axum + tokio-rustls, canned and parse-only ({} s phases, HTTP/1.1 keep-alive)",
         opts.phase.as_secs()
     );
-    require("webhook", &paths.webhook_bin)?;
-    let dir = tempfile::tempdir().map_err(|e| Error::io("temp dir", e))?;
-    let pki = TestPki::new(&["localhost", "127.0.0.1"]);
-    pki.write_to(dir.path());
-    let wh: ServerProcess = webhookbench::start_webhook(&paths.webhook_bin, dir.path())?;
-    let uid = "bench-uid-0001";
-    let review = secrets_injector_tests::pods::admission_review(&pods::typical(), "bench", uid);
-    let body = Bytes::from(serde_json::to_vec(&review).map_err(|e| Error::Http(e.to_string()))?);
-    let server_name = ServerName::try_from("localhost").map_err(|e| Error::Tls(e.to_string()))?;
-    let keep = tls::client_config(&pki.ca_pem, true)?;
+    let Webhook {
+        dir,
+        process: wh,
+        target: wh_target,
+        pki,
+    } = start_webhook(paths).await?;
     let full = tls::client_config(&pki.ca_pem, false)?;
-    let wh_target = Target {
-        addr: wh.addr,
-        server_name,
-        tls: keep,
-        path: "/mutate".into(),
-        body,
-    };
+    let uid = BENCH_UID;
     let first = loadgen::one_shot(&wh_target).await?;
     webhookbench::check_response(&first, uid)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -230,49 +257,7 @@ pub async fn https(paths: &Paths, opts: &Opts) -> Result<Vec<Row>, Error> {
         println!("{}", line(&format!("bare    {label}"), &b));
         println!("{}", line(&format!("parse   {label}"), &pb));
         println!("{}", line(&format!("webhook {label}"), &w));
-        let both = |r: &LoadResult| {
-            format!(
-                "{:.0} req/s, p50 {} / p99 {}{}",
-                r.throughput(),
-                r.latency.map(|s| fmt_dur(s.p50)).unwrap_or_default(),
-                r.latency.map(|s| fmt_dur(s.p99)).unwrap_or_default(),
-                if r.errors + r.unsent > 0 {
-                    format!(", {} errors, {} unsent", r.errors, r.unsent)
-                } else {
-                    String::new()
-                }
-            )
-        };
-        rows.push(Row::info(format!("HTTPS bare, {label}"), both(&b)));
-        rows.push(Row::info(format!("HTTPS parse-only, {label}"), both(&pb)));
-        match phase {
-            Phase::Rate(1000) => {
-                rows.push(Row::info(format!("HTTPS webhook, {label}"), both(&w)));
-                let ratio = p99(&w).as_secs_f64() / p99(&b).as_secs_f64().max(1e-9);
-                rows.push(Row::target(
-                    "HTTPS p99 at 1,000 req/s, webhook ÷ bare (same run)",
-                    format!("{ratio:.2}× ({} / {})", fmt_dur(p99(&w)), fmt_dur(p99(&b))),
-                    "≤ 3×, no errors",
-                    ratio <= 3.0 && w.errors + w.unsent == 0,
-                ));
-            }
-            Phase::Saturate => {
-                let vs_parse = w.throughput() / pb.throughput().max(1e-9);
-                let vs_bare = w.throughput() / b.throughput().max(1e-9);
-                rows.push(Row::info(format!("HTTPS webhook, {label}"), both(&w)));
-                rows.push(Row::target(
-                    "HTTPS saturation throughput, webhook ÷ parse-only (same run)",
-                    format!("{vs_parse:.2}×"),
-                    "≥ 0.7×",
-                    vs_parse >= 0.7,
-                ));
-                rows.push(Row::info(
-                    "HTTPS saturation throughput, webhook ÷ canned bare (same run)",
-                    format!("{vs_bare:.2}×"),
-                ));
-            }
-            _ => rows.push(Row::info(format!("HTTPS webhook, {label}"), both(&w))),
-        }
+        rows.extend(phase_rows(phase, &label, &b, &pb, &w));
     }
     let after = rss::of_pid(wh.child.id())?;
     let bare_after = rss::of_pid(bare.child.id())?;
@@ -299,6 +284,62 @@ pub async fn https(paths: &Paths, opts: &Opts) -> Result<Vec<Row>, Error> {
         ),
     ));
     Ok(rows)
+}
+
+/// The summary rows of one HTTPS phase: each server's figures, and the
+/// same-run ratios the targets are stated in.
+fn phase_rows(
+    phase: Phase,
+    label: &str,
+    b: &LoadResult,
+    pb: &LoadResult,
+    w: &LoadResult,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let both = |r: &LoadResult| {
+        format!(
+            "{:.0} req/s, p50 {} / p99 {}{}",
+            r.throughput(),
+            r.latency.map(|s| fmt_dur(s.p50)).unwrap_or_default(),
+            r.latency.map(|s| fmt_dur(s.p99)).unwrap_or_default(),
+            if r.errors + r.unsent > 0 {
+                format!(", {} errors, {} unsent", r.errors, r.unsent)
+            } else {
+                String::new()
+            }
+        )
+    };
+    rows.push(Row::info(format!("HTTPS bare, {label}"), both(b)));
+    rows.push(Row::info(format!("HTTPS parse-only, {label}"), both(pb)));
+    match phase {
+        Phase::Rate(1000) => {
+            rows.push(Row::info(format!("HTTPS webhook, {label}"), both(w)));
+            let ratio = p99(w).as_secs_f64() / p99(b).as_secs_f64().max(1e-9);
+            rows.push(Row::target(
+                "HTTPS p99 at 1,000 req/s, webhook ÷ bare (same run)",
+                format!("{ratio:.2}× ({} / {})", fmt_dur(p99(w)), fmt_dur(p99(b))),
+                "≤ 3×, no errors",
+                ratio <= 3.0 && w.errors + w.unsent == 0,
+            ));
+        }
+        Phase::Saturate => {
+            let vs_parse = w.throughput() / pb.throughput().max(1e-9);
+            let vs_bare = w.throughput() / b.throughput().max(1e-9);
+            rows.push(Row::info(format!("HTTPS webhook, {label}"), both(w)));
+            rows.push(Row::target(
+                "HTTPS saturation throughput, webhook ÷ parse-only (same run)",
+                format!("{vs_parse:.2}×"),
+                "≥ 0.7×",
+                vs_parse >= 0.7,
+            ));
+            rows.push(Row::info(
+                "HTTPS saturation throughput, webhook ÷ canned bare (same run)",
+                format!("{vs_bare:.2}×"),
+            ));
+        }
+        _ => rows.push(Row::info(format!("HTTPS webhook, {label}"), both(w))),
+    }
+    rows
 }
 
 fn ceil_div(a: usize, b: usize) -> u64 {

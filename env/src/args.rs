@@ -117,31 +117,7 @@ pub fn parse(argv: &[OsString], mount_env: Option<OsString>) -> Result<Parsed, E
         if s == "-V" || s == "--version" {
             return Ok(Parsed::Version);
         }
-        let (flag, inline) = match s.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (s, None),
-        };
-        if !matches!(
-            flag,
-            "--mount-path" | "--env" | "--env-from" | "--termination-log"
-        ) {
-            let hint = if flag.starts_with('-') {
-                "unknown option"
-            } else {
-                "unexpected argument; put the command after --"
-            };
-            return Err(usage(format!("{}: {hint}", s.escape_debug())));
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => match it.next() {
-                Some(v) => v
-                    .to_str()
-                    .ok_or_else(|| usage(format!("{flag}: value is not valid UTF-8")))?
-                    .to_string(),
-                None => return Err(usage(format!("{flag} needs a value"))),
-            },
-        };
+        let (flag, value) = flag_and_value(s, &mut it)?;
         match flag {
             "--mount-path" => {
                 if value.is_empty() {
@@ -175,6 +151,39 @@ pub fn parse(argv: &[OsString], mount_env: Option<OsString>) -> Result<Parsed, E
         env_from,
         command,
     }))
+}
+
+/// One known option and its value (`--flag=value` or `--flag value`).
+fn flag_and_value<'a, 'b>(
+    s: &'a str,
+    it: &mut impl Iterator<Item = &'b OsString>,
+) -> Result<(&'a str, String), Error> {
+    let (flag, inline) = match s.split_once('=') {
+        Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+        _ => (s, None),
+    };
+    if !matches!(
+        flag,
+        "--mount-path" | "--env" | "--env-from" | "--termination-log"
+    ) {
+        let hint = if flag.starts_with('-') {
+            "unknown option"
+        } else {
+            "unexpected argument; put the command after --"
+        };
+        return Err(Error::Usage(format!("{}: {hint}", s.escape_debug())));
+    }
+    let value = match inline {
+        Some(v) => v,
+        None => match it.next() {
+            Some(v) => v
+                .to_str()
+                .ok_or_else(|| Error::Usage(format!("{flag}: value is not valid UTF-8")))?
+                .to_string(),
+            None => return Err(Error::Usage(format!("{flag} needs a value"))),
+        },
+    };
+    Ok((flag, value))
 }
 
 /// One `--env NAME=PATH` value: a valid name and a safe relative path.
