@@ -40,23 +40,20 @@ fn app(i: usize) -> Value {
     json!({"name": format!("app-{i}"), "image": "registry.example/app:1", "command": ["/app"]})
 }
 
-/// Grow `make(n)` until its body is as large as it can be under [`MAX_BODY`].
+/// The largest `make(n)` whose body fits under [`MAX_BODY`]: estimate `n`
+/// from the growth per item, then step down until it fits (a few probes).
 fn largest_under_limit(make: impl Fn(usize) -> Value) -> Result<Vec<u8>, Error> {
     let size = |n| serde_json::to_vec(&make(n)).map_err(|e| Error::Http(e.to_string()));
-    let (mut lo, mut hi) = (1usize, 1usize);
-    while size(hi)?.len() <= MAX_BODY {
-        lo = hi;
-        hi *= 2;
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if size(mid)?.len() <= MAX_BODY {
-            lo = mid;
-        } else {
-            hi = mid;
+    let base = size(0)?.len();
+    let per_item = (size(1024)?.len().saturating_sub(base) / 1024).max(1);
+    let mut n = MAX_BODY.saturating_sub(base) / per_item;
+    loop {
+        let body = size(n)?;
+        if body.len() <= MAX_BODY || n == 0 {
+            return Ok(body);
         }
+        n -= ((body.len() - MAX_BODY) / per_item + 1).min(n);
     }
-    size(lo)
 }
 
 /// The hostile bodies, each as large as the limit allows, by name.

@@ -12,6 +12,7 @@ pub mod loadgen;
 pub mod measure;
 pub mod pods;
 pub mod proxy;
+pub mod quota;
 pub mod report;
 pub mod rss;
 pub mod stats;

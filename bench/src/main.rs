@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrets_injector_bench::report::{Row, markdown};
 use secrets_injector_bench::suite::{self, Opts, Paths};
-use secrets_injector_bench::{Error, bare, hostile, measure, rss, tls};
+use secrets_injector_bench::{Error, bare, hostile, measure, proxy, quota, rss, tls};
 
 #[derive(Parser)]
 #[command(version, about = "secrets-injector benchmarks: numbers, side by side")]
@@ -37,6 +37,10 @@ enum Cmd {
     /// The bare axum + rustls server (run by the `https` suite).
     #[command(hide = true)]
     BareServer(BareArgs),
+    /// The quota front: a proxy before the AWS emulator enforcing per-API
+    /// quotas; prints its address, serves its call log on `/__front/calls`.
+    #[command(hide = true)]
+    QuotaFront(FrontArgs),
     /// Run a command; print its wall time and tree-wide peak RSS as JSON.
     #[command(hide = true)]
     Measure {
@@ -93,6 +97,27 @@ struct RunArgs {
         default_value_t = 2_000
     )]
     wrapper_runs: usize,
+}
+
+#[derive(Args)]
+struct FrontArgs {
+    /// The emulator's URL, e.g. http://127.0.0.1:5000.
+    #[arg(long, env = "SECRETS_INJECTOR_FRONT_UPSTREAM")]
+    upstream: String,
+    /// Listen address (port 0: any free port, printed on stdout).
+    #[arg(
+        long,
+        env = "SECRETS_INJECTOR_FRONT_LISTEN",
+        default_value = "127.0.0.1:0"
+    )]
+    listen: String,
+    /// A quota, OPERATION=RATE[:BURST] (e.g. secretsmanager.BatchGetSecretValue=100); repeatable.
+    #[arg(
+        long = "quota",
+        env = "SECRETS_INJECTOR_FRONT_QUOTAS",
+        value_delimiter = ','
+    )]
+    quotas: Vec<String>,
 }
 
 #[derive(Args)]
@@ -167,6 +192,18 @@ async fn run(cmd: Cmd) -> Result<(), Error> {
                 .await
                 .map_err(|e| Error::io(&format!("bind {}", b.listen), e))?;
             return bare::serve(listener, cfg, canned.into(), b.parse_body).await;
+        }
+        Cmd::QuotaFront(f) => {
+            let quotas = f
+                .quotas
+                .iter()
+                .map(|q| quota::Quota::parse(q))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (addr, _front) =
+                proxy::start_front(&f.upstream, quota::Quotas::new(quotas), &f.listen).await?;
+            println!("{addr}");
+            let _ = tokio::signal::ctrl_c().await;
+            return Ok(());
         }
         Cmd::Measure { command } => {
             let (prog, args) = command

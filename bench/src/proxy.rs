@@ -1,10 +1,14 @@
 //! A counting HTTP proxy in front of the AWS emulator: every client under
 //! test points `AWS_ENDPOINT_URL` here, and we count its AWS calls by
 //! operation (`X-Amz-Target` for JSON APIs, `Action=` for STS's query API).
+//! With quotas it is the *quota front*: calls over an operation's token
+//! bucket are answered as AWS throttles them, never reaching the emulator,
+//! and every call is logged with its time (`crate::quota`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -18,6 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 
 use crate::Error;
+use crate::quota::{self, Call, Quotas};
 
 /// Calls seen per operation, e.g. `secretsmanager.BatchGetSecretValue`.
 #[derive(Debug, Clone, Default)]
@@ -73,11 +78,37 @@ pub fn by_service(counts: &BTreeMap<String, u64>) -> BTreeMap<&'static str, u64>
     out
 }
 
+/// Every call the front saw, in arrival order.
+#[derive(Debug, Clone, Default)]
+pub struct Calls(Arc<Mutex<Vec<Call>>>);
+
+impl Calls {
+    fn push(&self, call: Call) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(call);
+        }
+    }
+
+    /// A copy of the calls so far.
+    pub fn snapshot(&self) -> Vec<Call> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// What a running front exposes: calls by operation, and each call with its time.
+#[derive(Debug, Clone, Default)]
+pub struct Front {
+    pub counts: Counts,
+    pub calls: Calls,
+}
+
 #[derive(Clone)]
 struct Proxy {
     upstream: String,
     client: Client<HttpConnector, Full<Bytes>>,
-    counts: Counts,
+    front: Front,
+    quotas: Arc<Mutex<Quotas>>,
+    started: Instant,
 }
 
 async fn forward(State(p): State<Proxy>, req: Request) -> Response {
@@ -89,7 +120,29 @@ async fn forward(State(p): State<Proxy>, req: Request) -> Response {
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
-    p.counts.add(operation(target, &body));
+    let op = operation(target, &body);
+    let now = p.started.elapsed();
+    let admitted = p
+        .quotas
+        .lock()
+        .map(|mut q| q.admit(&op, now))
+        .unwrap_or(true);
+    p.front.counts.add(op.clone());
+    p.front.calls.push(Call {
+        at_ms: u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+        op: op.clone(),
+        throttled: !admitted,
+        first_name: quota::first_name(&body),
+    });
+    if !admitted {
+        let (status, content_type, body) = quota::throttled(&op);
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            body,
+        )
+            .into_response();
+    }
     let path = parts
         .uri
         .path_and_query()
@@ -109,25 +162,47 @@ async fn forward(State(p): State<Proxy>, req: Request) -> Response {
     }
 }
 
-/// Start the proxy on a loopback port; it lives as long as the runtime.
+/// Where the front serves its call log as JSON (no AWS API uses this path).
+pub const CALLS_PATH: &str = "/__front/calls";
+
+async fn calls_json(State(p): State<Proxy>) -> Response {
+    axum::Json(p.front.calls.snapshot()).into_response()
+}
+
+/// Start the counting proxy on a loopback port; it lives as long as the runtime.
 pub async fn start(upstream: &str) -> Result<(SocketAddr, Counts), Error> {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let (addr, front) = start_front(upstream, Quotas::default(), "127.0.0.1:0").await?;
+    Ok((addr, front.counts))
+}
+
+/// Start the quota front on `listen`: the counting proxy, enforcing `quotas`.
+pub async fn start_front(
+    upstream: &str,
+    quotas: Quotas,
+    listen: &str,
+) -> Result<(SocketAddr, Front), Error> {
+    let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| Error::io("bind proxy", e))?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("proxy address", e))?;
-    let counts = Counts::default();
+    let front = Front::default();
     let state = Proxy {
         upstream: upstream.trim_end_matches('/').to_string(),
         client: Client::builder(TokioExecutor::new()).build_http(),
-        counts: counts.clone(),
+        front: front.clone(),
+        quotas: Arc::new(Mutex::new(quotas)),
+        started: Instant::now(),
     };
-    let app = Router::new().fallback(forward).with_state(state);
+    let app = Router::new()
+        .route(CALLS_PATH, axum::routing::get(calls_json))
+        .fallback(forward)
+        .with_state(state);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok((addr, counts))
+    Ok((addr, front))
 }
 
 #[cfg(test)]
