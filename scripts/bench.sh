@@ -3,8 +3,11 @@
 # builds the release binaries and the bench binary, runs every suite and
 # prints a summary table. Loopback only; every phase stops by itself.
 #   ASM_AGENT_BIN=/path/to/aws_secretsmanager_agent  compare with the AWS
-#   Secrets Manager Agent (skipped when unset). Extra arguments go to
-#   `secrets-injector-bench all` (see `--help`).
+#   Secrets Manager Agent (skipped when unset).
+#   scripts/bench.sh [SUITE] [ARGS...]: SUITE is all (the default), review,
+#   https, hostile, agent, sizes, wrapper or fleet (the rollout and refresh
+#   storms and the soak, docs/scale.md); ARGS go to `secrets-injector-bench
+#   SUITE` (see its `--help`).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -33,8 +36,13 @@ echo "nproc: $(nproc)"
 grep -m1 'model name' /proc/cpuinfo || true
 free -h
 
-step "benchmarks"
-exec "$target/release/secrets-injector-bench" all \
+suite=all
+case "${1:-}" in
+  all | review | https | hostile | agent | sizes | wrapper | fleet) suite="$1"; shift ;;
+esac
+
+step "benchmarks: $suite"
+exec "$target/release/secrets-injector-bench" "$suite" \
   --webhook-bin "$target/release/secrets-injector-webhook" \
   --agent-bin "$target/release/secrets-injector-agent" \
   --env-bin "$target/release/secrets-injector-env" \

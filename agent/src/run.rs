@@ -282,6 +282,19 @@ fn refresh_jitter(d: Duration) -> Duration {
     d.mul_f64(rand::random_range(0.9..=1.1))
 }
 
+/// The wait before refresh `round`: the first is spread uniformly over a
+/// whole interval (0.5–1.5×), so sidecars a rollout started in the same
+/// second poll at independent phases from then on instead of drifting apart
+/// slowly at ±10% a round (docs/scale.md: the refresh storm); later rounds
+/// keep their phase with ±10%.
+fn refresh_wait(d: Duration, round: u64) -> Duration {
+    if round == 1 {
+        d.mul_f64(rand::random_range(0.5..1.5))
+    } else {
+        refresh_jitter(d)
+    }
+}
+
 enum First {
     Written {
         changed: bool,
@@ -485,7 +498,7 @@ async fn sidecar<F: Fetch>(
     // The first write may have replaced a restarted sidecar's older set.
     let mut prune_pending = true;
     for round in 1u64.. {
-        let mut wait = refresh_jitter(s.refresh);
+        let mut wait = refresh_wait(s.refresh, round);
         if std::mem::take(&mut prune_pending) {
             // Old values must not outlive a rotation on the volume: drop the
             // replaced set once readers that resolved `..data` before the swap are done.
@@ -573,5 +586,42 @@ async fn refresh_round<F: Fetch>(
             tracing::warn!(round, error = %e, errors_total = *errors_total, "write failed, keeping the last good files");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: Duration = Duration::from_secs(100);
+
+    fn ratios(f: impl Fn() -> Duration) -> (f64, f64) {
+        let r: Vec<f64> = (0..2000).map(|_| f().as_secs_f64() / 100.0).collect();
+        let min = r.iter().copied().fold(f64::MAX, f64::min);
+        let max = r.iter().copied().fold(f64::MIN, f64::max);
+        (min, max)
+    }
+
+    #[test]
+    fn the_first_refresh_is_spread_over_a_whole_interval() {
+        let (min, max) = ratios(|| refresh_wait(D, 1));
+        assert!((0.5..0.6).contains(&min), "min {min}");
+        assert!(max > 1.4 && max < 1.5, "max {max}");
+    }
+
+    #[test]
+    fn later_refreshes_keep_their_phase_within_ten_percent() {
+        for round in [2, 3, 1000] {
+            let (min, max) = ratios(|| refresh_wait(D, round));
+            assert!((0.9..0.92).contains(&min), "round {round}: min {min}");
+            assert!(max <= 1.1 && max > 1.08, "round {round}: max {max}");
+        }
+    }
+
+    #[test]
+    fn full_jitter_waits_anywhere_from_zero_to_the_backoff() {
+        let (min, max) = ratios(|| full_jitter(D));
+        assert!(min < 0.02, "min {min}");
+        assert!(max <= 1.0 && max > 0.98, "max {max}");
     }
 }

@@ -16,6 +16,7 @@ pub mod quota;
 pub mod report;
 pub mod rss;
 pub mod stats;
+pub mod storm;
 pub mod suite;
 pub mod tls;
 pub mod webhookbench;

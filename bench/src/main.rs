@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrets_injector_bench::report::{Row, markdown};
 use secrets_injector_bench::suite::{self, Opts, Paths};
-use secrets_injector_bench::{Error, bare, hostile, measure, proxy, quota, rss, tls};
+use secrets_injector_bench::{Error, bare, hostile, measure, proxy, quota, rss, storm, tls};
 
 #[derive(Parser)]
 #[command(version, about = "secrets-injector benchmarks: numbers, side by side")]
@@ -28,6 +28,8 @@ enum Cmd {
     Https(RunArgs),
     /// A normal review's latency while two worst-case requests are in flight.
     Hostile(RunArgs),
+    /// Fleet scale: the rollout storm, the refresh storm and the soak, AWS quotas enforced.
+    Fleet(FleetArgs),
     /// Agent vs the AWS CLI loop, boto3 and the Secrets Manager Agent.
     Agent(RunArgs),
     /// Release binary sizes.
@@ -97,6 +99,33 @@ struct RunArgs {
         default_value_t = 2_000
     )]
     wrapper_runs: usize,
+}
+
+#[derive(Args, Clone)]
+struct FleetArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Init agents started within one second in the rollout storm.
+    #[arg(
+        long,
+        env = "SECRETS_INJECTOR_BENCH_STORM_AGENTS",
+        default_value_t = 300
+    )]
+    agents: usize,
+    /// Sidecars in the refresh storm (three minimum intervals, ~2 minutes).
+    #[arg(
+        long,
+        env = "SECRETS_INJECTOR_BENCH_STORM_SIDECARS",
+        default_value_t = 300
+    )]
+    sidecars: usize,
+    /// Refreshes of the one soaked sidecar.
+    #[arg(
+        long,
+        env = "SECRETS_INJECTOR_BENCH_SOAK_ROUNDS",
+        default_value_t = 1000
+    )]
+    soak_rounds: u64,
 }
 
 #[derive(Args)]
@@ -235,6 +264,12 @@ async fn run(cmd: Cmd) -> Result<(), Error> {
         Cmd::Review(a) => rows.extend(suite::review(&opts(&a)).await?),
         Cmd::Https(a) => rows.extend(suite::https(&paths(&a)?, &opts(&a)).await?),
         Cmd::Hostile(a) => rows.extend(hostile::suite(&paths(&a)?, &opts(&a)).await?),
+        Cmd::Fleet(f) => {
+            let p = paths(&f.run)?;
+            rows.extend(storm::rollout(&p, f.agents.max(1)).await?);
+            rows.extend(storm::refresh(&p, f.sidecars.max(1)).await?);
+            rows.extend(storm::soak(&p, f.soak_rounds.max(21)).await?);
+        }
         Cmd::Agent(a) => rows.extend(suite::agent(&paths(&a)?, &opts(&a)).await?),
         Cmd::Sizes(a) => rows.extend(suite::sizes(&paths(&a)?)),
         Cmd::Wrapper(a) => rows.extend(suite::wrapper(&paths(&a)?, &opts(&a))?),
