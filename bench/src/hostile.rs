@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -116,29 +115,9 @@ pub fn candidates() -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
 }
 
 /// One request with `body` on an open connection; the status and the time it took.
-async fn timed(
-    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    body: Bytes,
-) -> Result<(u16, Duration), Error> {
-    let req = hyper::Request::post("/mutate")
-        .header(hyper::header::HOST, "localhost")
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))
-        .map_err(|e| Error::Http(e.to_string()))?;
+async fn timed(sender: &mut loadgen::Sender, body: Bytes) -> Result<(u16, Duration), Error> {
     let started = Instant::now();
-    sender
-        .ready()
-        .await
-        .map_err(|e| Error::Http(e.to_string()))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| Error::Http(e.to_string()))?;
-    let status = resp.status().as_u16();
-    resp.into_body()
-        .collect()
-        .await
-        .map_err(|e| Error::Http(e.to_string()))?;
+    let (status, _) = loadgen::exchange(sender, "/mutate", body).await?;
     Ok((status, started.elapsed()))
 }
 

@@ -52,7 +52,8 @@ impl LoadResult {
     }
 }
 
-type Sender = SendRequest<Full<Bytes>>;
+/// The sending half of one HTTP/1.1 connection.
+pub type Sender = SendRequest<Full<Bytes>>;
 
 /// Open one TLS connection and the HTTP/1.1 handshake on it.
 pub async fn connect(t: &Target) -> Result<Sender, Error> {
@@ -71,30 +72,36 @@ pub async fn connect(t: &Target) -> Result<Sender, Error> {
     Ok(sender)
 }
 
-/// Send one request and read the whole response; `Ok(body)` only for 200.
-pub async fn send(sender: &mut Sender, t: &Target) -> Result<Bytes, Error> {
-    let req = hyper::Request::post(t.path.as_str())
+/// Send one POST of `body` to `path` and read the whole response: its status and body.
+pub async fn exchange(sender: &mut Sender, path: &str, body: Bytes) -> Result<(u16, Bytes), Error> {
+    let req = hyper::Request::post(path)
         .header(hyper::header::HOST, "localhost")
         .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(t.body.clone()))
+        .body(Full::new(body))
         .map_err(|e| Error::Http(e.to_string()))?;
+    sender
+        .ready()
+        .await
+        .map_err(|e| Error::Http(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| Error::Http(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| Error::Http(e.to_string()))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+/// Send one request and read the whole response; `Ok(body)` only for 200.
+pub async fn send(sender: &mut Sender, t: &Target) -> Result<Bytes, Error> {
     let fut = async {
-        sender
-            .ready()
-            .await
-            .map_err(|e| Error::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| Error::Http(e.to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::Http(e.to_string()))?
-            .to_bytes();
-        if status != hyper::StatusCode::OK {
+        let (status, body) = exchange(sender, &t.path, t.body.clone()).await?;
+        if status != 200 {
             return Err(Error::Http(format!("status {status}")));
         }
         Ok(body)
