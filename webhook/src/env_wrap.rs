@@ -119,12 +119,15 @@ mod tests {
         }
     }
 
+    /// New commands by slot index.
+    type Commands = Vec<(usize, Vec<String>)>;
+
     /// (commands of the rewrites by slot index, problem keys, warnings).
     fn run(
         containers: Vec<Container>,
         targets: &[Slot],
         env: &EnvRequest,
-    ) -> (Vec<(usize, Vec<String>)>, Vec<String>, Vec<String>) {
+    ) -> (Commands, Vec<String>, Vec<String>) {
         let spec = PodSpec {
             containers,
             ..PodSpec::default()
@@ -157,7 +160,9 @@ mod tests {
             "/app",
             "-v",
         ]);
-        let cases: Vec<(&str, Vec<Container>, Vec<(usize, Vec<String>)>, Vec<&str>)> = vec![
+        // (case, containers, new commands, keys of the problems)
+        type Case<'a> = (&'a str, Vec<Container>, Commands, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
             (
                 "wrapped",
                 vec![c("a", Some(&["/app", "-v"]), &[])],

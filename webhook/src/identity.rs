@@ -145,7 +145,10 @@ mod tests {
         }
     }
 
-    fn names_of(mounts: &[VolumeMount]) -> Vec<(&str, Option<bool>)> {
+    /// Mount names with their read-only flags.
+    type Mounts<'a> = Vec<(&'a str, Option<bool>)>;
+
+    fn names_of(mounts: &[VolumeMount]) -> Mounts<'_> {
         mounts
             .iter()
             .map(|m| (m.name.as_str(), m.read_only))
@@ -163,7 +166,7 @@ mod tests {
                 mount("unrelated", "/data"),
             ]
         };
-        let cases: [(&str, Vec<EnvVar>, Vec<(&str, Option<bool>)>); 4] = [
+        let cases: [(&str, Vec<EnvVar>, Mounts); 4] = [
             (
                 "two files in two mounts: both, in env order",
                 vec![
