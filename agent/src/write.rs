@@ -604,4 +604,83 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn syncing_a_missing_directory_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone");
+        let err = sync_dir(&gone).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("writing {}: ", gone.display())),
+            "{err}"
+        );
+        sync_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn with_zero_grace_a_set_replaced_by_a_future_dated_one_goes_at_once() {
+        // The clock stepped back after the live set was made: its successor's
+        // time is in the future, so the elapsed time since the replacement is
+        // zero, which a zero grace has already reached.
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        let now = SystemTime::now();
+        let old = set_dir(m, now - Duration::from_secs(100), "00000001");
+        let live = set_dir(m, now + Duration::from_secs(3600), "00000002");
+        remove_replaced(m, &live, Duration::from_secs(1)).unwrap();
+        assert!(hidden(m).contains(&old), "a positive grace keeps it");
+        remove_replaced(m, &live, Duration::ZERO).unwrap();
+        assert_eq!(hidden(m), BTreeSet::from([live]));
+    }
+
+    #[test]
+    fn an_interrupted_write_is_only_a_set_newer_than_the_live_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        let now = SystemTime::now();
+        let older = set_dir(m, now - Duration::from_secs(100), "00000001");
+        let live = set_dir(m, now, "00000002");
+        // Made in the same instant as the live set: not newer, so not interrupted.
+        let twin = set_dir(m, now, "00000003");
+        let newer = set_dir(m, now + Duration::from_secs(1), "00000004");
+        std::os::unix::fs::symlink(&live, m.join(DATA_DIR)).unwrap();
+        assert_eq!(remove_interrupted(m).unwrap(), 1);
+        assert_eq!(
+            hidden(m),
+            BTreeSet::from([older, live, twin, DATA_DIR.to_string()])
+        );
+        assert!(!hidden(m).contains(&newer));
+    }
+
+    #[test]
+    fn an_unreadable_mount_is_an_error_not_nothing_to_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, "not a directory").unwrap();
+        let err = remove_interrupted(&file).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("writing {}: ", file.display())),
+            "{err}"
+        );
+        assert_eq!(remove_interrupted(&dir.path().join("missing")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_directory_in_the_way_of_the_swap_link_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        write_atomic(m, &[f("a", "A1", 0o440)], None).unwrap();
+        fs::create_dir(m.join(DATA_TMP)).unwrap();
+        let before = hidden(m);
+        let err = write_atomic(m, &[f("a", "A2", 0o440)], None)
+            .unwrap_err()
+            .to_string();
+        // The cause, not the later symlink(2) failure it would lead to (EEXIST).
+        assert!(
+            err.contains("..data_tmp") && err.contains("Is a directory"),
+            "{err}"
+        );
+        assert_eq!(fs::read_to_string(m.join("a")).unwrap(), "A1");
+        assert_eq!(hidden(m), before);
+    }
 }

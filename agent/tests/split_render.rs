@@ -214,3 +214,46 @@ fn jmespath_on_non_json_says_not_json() {
     let e = err_of(&with_jmes(&[("a", "x")]), &text(CANARY));
     assert!(e.contains("not JSON"), "{e}");
 }
+
+#[test]
+fn format_none_writes_no_main_file_and_needs_no_json() {
+    let f = render(&spec(Format::NoFile), &text("not json {"), 0o440).unwrap();
+    assert!(f.is_empty(), "{f:?}");
+    let mut s = with_jmes(&[("username", "user")]);
+    s.format = Format::NoFile;
+    let f = render(&s, &db(), 0o440).unwrap();
+    let got: Vec<_> = f
+        .iter()
+        .map(|f| (f.path.as_str(), &f.contents[..]))
+        .collect();
+    assert_eq!(got, [("user", &b"admin"[..])]);
+}
+
+#[test]
+fn each_format_needs_json_exactly_when_it_parses_it() {
+    // (format, jmesPath entries?, needs a JSON value)
+    for (format, jmes, needs_json) in [
+        (Format::Raw, false, false),
+        (Format::NoFile, false, false),
+        (Format::Raw, true, true),
+        (Format::NoFile, true, true),
+        (Format::Json, false, true),
+        (Format::Yaml, false, true),
+        (Format::Dotenv, false, true),
+        (Format::Properties, false, true),
+        (Format::Files, false, true),
+    ] {
+        let mut s = if jmes {
+            with_jmes(&[("a", "x")])
+        } else {
+            spec(format)
+        };
+        s.format = format;
+        let r = render(&s, &text(CANARY), 0o440);
+        assert_eq!(r.is_err(), needs_json, "{format:?}, jmesPath: {jmes}");
+        if let Err(e) = r {
+            let e = e.to_string();
+            assert!(e.contains("not JSON") && !e.contains(CANARY), "{e}");
+        }
+    }
+}

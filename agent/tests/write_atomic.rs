@@ -322,3 +322,54 @@ fn leftovers_of_an_interrupted_write_are_removed_at_start() {
     assert_eq!(remove_interrupted(dir.path()).unwrap(), 1);
     assert!(hidden_dirs(dir.path()) == vec!["..secrets-injector-env".to_string()]);
 }
+
+/// As root every owner can be set: each part of an owner is applied on its
+/// own, and what the owner leaves out stays the agent's.
+#[test]
+fn each_part_of_an_owner_is_applied() {
+    if !nix::unistd::geteuid().is_root() {
+        // Not root: chown to another uid is refused; the fallback is tested above.
+        return;
+    }
+    let me = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    for (uid, gid, want) in [
+        (Some(12345), None, (12345, me.1)),
+        (None, Some(23456), (me.0, 23456)),
+        (Some(12345), Some(23456), (12345, 23456)),
+        (None, None, me),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        write_atomic(m, &[f("d/a", "A", 0o440)], Some(Owner { uid, gid })).unwrap();
+        let meta = std::fs::metadata(m.join("d/a")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), want, "{uid:?} {gid:?}");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o440);
+    }
+}
+
+/// The set's directories are 0755 even under a umask that would strip them
+/// (the app may run as another user than the agent). The umask is the
+/// process's: no other test here depends on it (every mode the writer sets is
+/// explicit, and tempdirs are 0700 anyway).
+#[test]
+fn nested_directories_are_0755_whatever_the_umask() {
+    use nix::sys::stat::{Mode, umask};
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path();
+    let old = umask(Mode::from_bits_truncate(0o077));
+    let result = write_atomic(
+        m,
+        &[f("d/sub/deeper/x", "X", 0o444), f("e/y", "Y", 0o444)],
+        None,
+    );
+    umask(old);
+    result.unwrap();
+    let mode = |p: &str| std::fs::metadata(m.join(p)).unwrap().permissions().mode() & 0o7777;
+    for d in [DATA_DIR, "d", "d/sub", "d/sub/deeper", "e"] {
+        assert_eq!(mode(d), 0o755, "{d}");
+    }
+    assert_eq!(read(m, "d/sub/deeper/x"), "X");
+}

@@ -77,3 +77,185 @@ pub fn rewrites(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::List;
+    use k8s_openapi::api::core::v1::{Container, EnvVar};
+    use secrets_injector_shared::env::EnvFile;
+
+    fn c(name: &str, command: Option<&[&str]>, env: &[&str]) -> Container {
+        Container {
+            name: name.into(),
+            command: command.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            env: Some(
+                env.iter()
+                    .map(|n| EnvVar {
+                        name: n.to_string(),
+                        value: Some("own".into()),
+                        value_from: None,
+                    })
+                    .collect(),
+            ),
+            ..Container::default()
+        }
+    }
+
+    fn slot(index: usize) -> Slot {
+        Slot {
+            list: List::App,
+            index,
+        }
+    }
+
+    fn pass() -> EnvRequest {
+        EnvRequest {
+            vars: vec![EnvFile {
+                name: "PASS".into(),
+                path: "db/password".into(),
+            }],
+            from: vec![],
+        }
+    }
+
+    /// New commands by slot index.
+    type Commands = Vec<(usize, Vec<String>)>;
+
+    /// (commands of the rewrites by slot index, problem keys, warnings).
+    fn run(
+        containers: Vec<Container>,
+        targets: &[Slot],
+        env: &EnvRequest,
+    ) -> (Commands, Vec<String>, Vec<String>) {
+        let spec = PodSpec {
+            containers,
+            ..PodSpec::default()
+        };
+        let (mut p, mut w) = (Problems::default(), Vec::new());
+        let out = rewrites(&spec, targets, env, "/s", &mut p, &mut w);
+        let cmds = out.into_iter().map(|r| (r.slot.index, r.command)).collect();
+        let keys = p.0.into_iter().map(|x| x.annotation).collect();
+        (cmds, keys, w)
+    }
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_wrapper_lives_in_the_mount() {
+        assert_eq!(wrapper_path("/s"), "/s/..secrets-injector-env");
+    }
+
+    #[test]
+    fn commands_are_wrapped_or_their_absence_reported() {
+        let wrapped = strs(&[
+            "/s/..secrets-injector-env",
+            "--mount-path",
+            "/s",
+            "--env",
+            "PASS=db/password",
+            "--",
+            "/app",
+            "-v",
+        ]);
+        // (case, containers, new commands, keys of the problems)
+        type Case<'a> = (&'a str, Vec<Container>, Commands, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
+            (
+                "wrapped",
+                vec![c("a", Some(&["/app", "-v"]), &[])],
+                vec![(0, wrapped.clone())],
+                vec![],
+            ),
+            (
+                "no command",
+                vec![c("a", None, &[])],
+                vec![],
+                vec!["spec.containers[a].command"],
+            ),
+            (
+                "an empty command",
+                vec![c("a", Some(&[]), &[])],
+                vec![],
+                vec!["spec.containers[a].command"],
+            ),
+            (
+                "already wrapped",
+                vec![c(
+                    "a",
+                    Some(&wrapped.iter().map(String::as_str).collect::<Vec<_>>()),
+                    &[],
+                )],
+                vec![],
+                vec![],
+            ),
+            (
+                "the wrapper not first is wrapped again",
+                vec![c("a", Some(&["/app", "/s/..secrets-injector-env"]), &[])],
+                vec![(
+                    0,
+                    strs(&[
+                        "/s/..secrets-injector-env",
+                        "--mount-path",
+                        "/s",
+                        "--env",
+                        "PASS=db/password",
+                        "--",
+                        "/app",
+                        "/s/..secrets-injector-env",
+                    ]),
+                )],
+                vec![],
+            ),
+        ];
+        for (case, containers, want_cmds, want_problems) in cases {
+            let (cmds, problems, _) = run(containers, &[slot(0)], &pass());
+            assert_eq!(cmds, want_cmds, "{case}");
+            assert_eq!(problems, want_problems, "{case}");
+        }
+    }
+
+    #[test]
+    fn without_env_nothing_is_rewritten_or_required() {
+        let (cmds, problems, warnings) = run(
+            vec![c("a", None, &["PASS"])],
+            &[slot(0)],
+            &EnvRequest::default(),
+        );
+        assert!(cmds.is_empty() && problems.is_empty() && warnings.is_empty());
+    }
+
+    #[test]
+    fn only_targets_that_exist_are_rewritten() {
+        let (cmds, problems, _) = run(
+            vec![c("a", Some(&["/a"]), &[]), c("b", Some(&["/b"]), &[])],
+            &[slot(1), slot(7)],
+            &pass(),
+        );
+        assert_eq!(cmds.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+        assert_eq!(cmds[0].1.last().map(String::as_str), Some("/b"));
+        assert!(problems.is_empty());
+    }
+
+    #[test]
+    fn a_secret_var_shadowing_the_container_env_warns_once() {
+        for (case, env, n) in [
+            ("same name", &["PASS"][..], 1),
+            ("other names", &["OTHER", "PASSWORD"][..], 0),
+            ("among others", &["OTHER", "PASS"][..], 1),
+        ] {
+            let (_, _, warnings) = run(vec![c("a", Some(&["/a"]), env)], &[slot(0)], &pass());
+            assert_eq!(warnings.len(), n, "{case}: {warnings:?}");
+            if n == 1 {
+                assert_eq!(
+                    warnings[0],
+                    "secrets-injector: container \"a\" sets env PASS itself; the value from the \
+                     secret file db/password wins",
+                    "{case}"
+                );
+            }
+        }
+    }
+}

@@ -63,3 +63,159 @@ fn gid_of(spec: &PodSpec, c: &Container) -> Option<i64> {
 fn non_root(id: Option<i64>) -> Option<i64> {
     id.filter(|v| *v > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::List;
+    use k8s_openapi::api::core::v1::{PodSecurityContext, SecurityContext};
+
+    /// A pod with the given pod-level (uid, gid, fsGroup) and one container per
+    /// (uid, gid) pair in `containers`.
+    fn pod(
+        uid: Option<i64>,
+        gid: Option<i64>,
+        fs_group: Option<i64>,
+        containers: &[(Option<i64>, Option<i64>)],
+    ) -> PodSpec {
+        PodSpec {
+            security_context: Some(PodSecurityContext {
+                run_as_user: uid,
+                run_as_group: gid,
+                fs_group,
+                ..PodSecurityContext::default()
+            }),
+            containers: containers
+                .iter()
+                .enumerate()
+                .map(|(i, (u, g))| Container {
+                    name: format!("c{i}"),
+                    security_context: Some(SecurityContext {
+                        run_as_user: *u,
+                        run_as_group: *g,
+                        ..SecurityContext::default()
+                    }),
+                    ..Container::default()
+                })
+                .collect(),
+            ..PodSpec::default()
+        }
+    }
+
+    fn all(spec: &PodSpec) -> Vec<Slot> {
+        (0..spec.containers.len())
+            .map(|index| Slot {
+                list: List::App,
+                index,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_agent_runs_as_a_non_root_app_id_or_the_default() {
+        for (case, spec, want) in [
+            (
+                "container ids",
+                pod(None, None, None, &[(Some(1), Some(2))]),
+                (1, 2),
+            ),
+            (
+                "pod ids",
+                pod(Some(7), Some(8), None, &[(None, None)]),
+                (7, 8),
+            ),
+            (
+                "container over pod",
+                pod(Some(7), Some(8), None, &[(Some(9), None)]),
+                (9, 8),
+            ),
+            (
+                "root is never used",
+                pod(None, None, None, &[(Some(0), Some(0))]),
+                (100, 100),
+            ),
+            (
+                "negative ids neither",
+                pod(None, None, None, &[(Some(-1), Some(-2))]),
+                (100, 100),
+            ),
+            (
+                "unknown",
+                pod(None, None, None, &[(None, None)]),
+                (100, 100),
+            ),
+        ] {
+            let got = run_as(&spec, &spec.containers[0], 100);
+            assert_eq!((got.user, got.group), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn files_are_owned_by_what_every_target_shares() {
+        let owner = |uid, gid| Some(Owner { uid, gid });
+        for (case, spec, want) in [
+            (
+                "one target",
+                pod(None, None, None, &[(Some(5), Some(6))]),
+                owner(Some(5), Some(6)),
+            ),
+            (
+                "uid only",
+                pod(None, None, None, &[(Some(5), None)]),
+                owner(Some(5), None),
+            ),
+            (
+                "gid only",
+                pod(None, None, None, &[(None, Some(6))]),
+                owner(None, Some(6)),
+            ),
+            (
+                "nothing known",
+                pod(None, None, None, &[(None, None)]),
+                None,
+            ),
+            (
+                "root is unknown",
+                pod(Some(0), Some(0), Some(0), &[(None, None)]),
+                None,
+            ),
+            (
+                "shared uid, different gids",
+                pod(None, None, None, &[(Some(5), Some(6)), (Some(5), Some(7))]),
+                owner(Some(5), None),
+            ),
+            (
+                "different uids, shared gid",
+                pod(None, None, None, &[(Some(5), Some(6)), (Some(4), Some(6))]),
+                owner(None, Some(6)),
+            ),
+            (
+                "fsGroup wins over a shared gid",
+                pod(
+                    None,
+                    None,
+                    Some(9),
+                    &[(Some(5), Some(6)), (Some(4), Some(6))],
+                ),
+                owner(None, Some(9)),
+            ),
+            (
+                "a root fsGroup falls back to the shared gid",
+                pod(None, None, Some(0), &[(None, Some(6)), (None, Some(6))]),
+                owner(None, Some(6)),
+            ),
+            (
+                "a root uid in one target: no shared uid",
+                pod(None, None, None, &[(Some(5), None), (Some(0), None)]),
+                None,
+            ),
+            (
+                "an id beyond u32 is no owner",
+                pod(None, None, None, &[(Some(1 << 40), Some(6))]),
+                owner(None, Some(6)),
+            ),
+        ] {
+            assert_eq!(file_owner(&spec, &all(&spec)), want, "{case}");
+        }
+    }
+}

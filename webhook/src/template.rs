@@ -124,5 +124,10 @@ mod tests {
             ("1Gi".into(), "1Gi".into()),
             "suffixes compare by value"
         );
+        assert_eq!(
+            s(&mem.with_request(Some(&q("1000000000")))),
+            ("1000000000".into(), "1G".into()),
+            "a request equal in value to the limit keeps the limit as configured"
+        );
     }
 }
