@@ -417,4 +417,14 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn an_empty_object_name_is_refused_for_either_type() {
+        // Was accepted as the Secrets Manager name "" (found by fuzzing).
+        for ty in ["secretsmanager", "ssmparameter"] {
+            let errs =
+                parse_objects(&format!("- {{objectName: '  ', objectType: {ty}}}")).unwrap_err();
+            assert!(errs[0].starts_with("objects[0].objectName: "), "{errs:?}");
+        }
+    }
 }

@@ -32,9 +32,14 @@ impl Quantity {
         }
         let scale = scale(suffix).ok_or_else(bad)?;
         let n: f64 = num.parse().map_err(|_| bad())?;
+        // `0e310` is 0 × ∞ = NaN and `1e400` ∞: no request/limit comparison holds (found by fuzzing).
+        let value = n * scale;
+        if !value.is_finite() {
+            return Err(bad());
+        }
         Ok(Quantity {
             text: t.to_string(),
-            value: n * scale,
+            value,
         })
     }
 
@@ -139,6 +144,15 @@ mod tests {
         ] {
             assert!((value(q) - want).abs() < 1e-9, "{q}");
         }
+    }
+
+    #[test]
+    fn values_that_are_not_finite_are_refused() {
+        // Were accepted as NaN and infinity (found by fuzzing).
+        for q in ["0e310", "1e400", "1e309", &"9".repeat(400)] {
+            assert!(Quantity::parse(q).is_err(), "{q}");
+        }
+        assert!(value("1e308").is_finite());
     }
 
     #[test]

@@ -74,7 +74,9 @@ impl SecretRef {
 
     /// Parse as the given service (ASCP `objectName` + `objectType`).
     pub fn parse_as(s: &str, service: Service) -> Result<SecretRef, String> {
-        let parsed = if s.trim().starts_with("arn:") || s.trim().starts_with("ssm:") {
+        let t = s.trim();
+        // Empty goes through `parse` too, which refuses it (found by fuzzing).
+        let parsed = if t.is_empty() || t.starts_with("arn:") || t.starts_with("ssm:") {
             Self::parse(s)?
         } else {
             match service {
@@ -380,6 +382,15 @@ mod tests {
         let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/key";
         let err = SecretRef::parse_as(arn, Service::SecretsManager).unwrap_err();
         assert!(err.contains("not of the objectType"), "{err}");
+        // An empty objectName was accepted as a Secrets Manager name (found by fuzzing).
+        for service in [Service::SecretsManager, Service::SsmParameter] {
+            for empty in ["", "  "] {
+                assert!(
+                    SecretRef::parse_as(empty, service).is_err(),
+                    "{empty:?} {service:?}"
+                );
+            }
+        }
     }
 
     #[test]

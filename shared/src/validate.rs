@@ -51,7 +51,10 @@ pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
         let mut div = 1u128;
         for d in frac.bytes().take(18) {
             div *= 10;
-            part += u128::from(d - b'0') * scale / div;
+            // Checked: at the u128 edge the fraction alone overflows (found by fuzzing).
+            part = part
+                .checked_add(u128::from(d - b'0') * scale / div)
+                .ok_or_else(|| format!("{s:?} is too large"))?;
         }
         nanos = nanos
             .checked_add(part)
@@ -131,14 +134,12 @@ pub fn check_container_name(s: &str) -> Result<(), String> {
     }
 }
 
-/// Deepest bracket nesting (`[`, `(`, `{`) outside quoted text (`'…'`,
-/// `"…"`, `` `…` ``, with backslash escapes): what recursive-descent parsers
-/// (JMESPath, YAML flow collections) recurse on.
-pub fn nesting_depth(s: &str) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
+/// The characters of `s` outside quoted text (`'…'`, `"…"`, `` `…` ``, with
+/// backslash escapes).
+fn unquoted(s: &str) -> impl Iterator<Item = char> + '_ {
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    for c in s.chars() {
+    s.chars().filter(move |&c| {
         if let Some(q) = quote {
             match c {
                 _ if escaped => escaped = false,
@@ -146,10 +147,23 @@ pub fn nesting_depth(s: &str) -> usize {
                 _ if c == q => quote = None,
                 _ => {}
             }
-            continue;
+            return false;
         }
+        if matches!(c, '\'' | '"' | '`') {
+            quote = Some(c);
+            return false;
+        }
+        true
+    })
+}
+
+/// Deepest bracket nesting (`[`, `(`, `{`) outside quoted text (`'…'`,
+/// `"…"`, `` `…` ``, with backslash escapes): what recursive-descent parsers
+/// (JMESPath, YAML flow collections) recurse on.
+pub fn nesting_depth(s: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in unquoted(s) {
         match c {
-            '\'' | '"' | '`' => quote = Some(c),
             '[' | '(' | '{' => {
                 depth += 1;
                 max = max.max(depth);
@@ -166,6 +180,11 @@ pub fn nesting_depth(s: &str) -> usize {
 pub const MAX_JMES_PATH_DEPTH: usize = 16;
 /// Longest `jmesPath` expression.
 pub const MAX_JMES_PATH_BYTES: usize = 1024;
+/// Most operator characters (`.|&!*?[({,=<>`) outside quotes in a `jmesPath`:
+/// the parse tree grows a level per operator even without brackets (`!!!!a`,
+/// `a.a.a.a`), and the agent's parser and evaluator recurse per level (1 KiB
+/// of `!` overflowed an 8 MiB stack; found by fuzzing). Real ones use under 10.
+pub const MAX_JMES_PATH_OPERATORS: usize = 64;
 
 /// A `jmesPath` expression the agent can compile without deep recursion.
 pub fn check_jmes_path(path: &str) -> Result<(), String> {
@@ -179,6 +198,14 @@ pub fn check_jmes_path(path: &str) -> Result<(), String> {
     if depth > MAX_JMES_PATH_DEPTH {
         return Err(format!(
             "is nested {depth} levels deep; the limit is {MAX_JMES_PATH_DEPTH}"
+        ));
+    }
+    let operators = unquoted(path)
+        .filter(|c| ".|&!*?[({,=<>".contains(*c))
+        .count();
+    if operators > MAX_JMES_PATH_OPERATORS {
+        return Err(format!(
+            "has {operators} operators; the limit is {MAX_JMES_PATH_OPERATORS}"
         ));
     }
     Ok(())
@@ -217,6 +244,14 @@ mod tests {
                 .unwrap_err()
                 .contains("too large")
         );
+        // The fraction pushes an integer part at the u128 edge over it (overflowed before).
+        for s in [
+            "340282366920938463463374607431768211.5us",
+            "340282366920938463463374607431.9s",
+        ] {
+            let err = parse_duration_secs(s).unwrap_err();
+            assert!(err.contains("too large"), "{s}: {err}");
+        }
     }
 
     #[test]
@@ -311,6 +346,24 @@ mod tests {
         );
         assert!(check_jmes_path(&"a".repeat(1024)).is_ok());
         assert!(check_jmes_path(&"a".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn jmes_path_operators_are_bounded_outside_quotes() {
+        // 1 KiB of `!` passed the depth check and overflowed the agent's stack (found by fuzzing).
+        for unit in ["!", "a.", "a|", "*.", "& ", "[*]", "a[?b]"] {
+            let path = format!("{}a", unit.repeat(1023 / unit.len()));
+            let err = check_jmes_path(&path).unwrap_err();
+            assert!(err.contains("operators; the limit is 64"), "{unit}: {err}");
+        }
+        assert!(check_jmes_path(&format!("{}a", "!".repeat(64))).is_ok());
+        assert_eq!(
+            check_jmes_path(&format!("{}a", "!".repeat(65))).unwrap_err(),
+            "has 65 operators; the limit is 64"
+        );
+        // Quoted text is not counted.
+        assert!(check_jmes_path(&format!("'{}'", ".".repeat(500))).is_ok());
+        assert!(check_jmes_path(&format!("a.\"{}\"", "!".repeat(500))).is_ok());
     }
 
     #[test]
