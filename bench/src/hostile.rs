@@ -202,10 +202,12 @@ pub async fn suite(paths: &Paths, opts: &Opts) -> Result<Vec<Row>, Error> {
         "\n## A normal review while two worst-case requests (≤ 3 MiB) are in flight ({} s phases)",
         opts.phase.as_secs()
     );
-    let Webhook { target, .. } = start_webhook(paths).await?;
-    let (name, body, alone) = slowest(&target).await?;
-    let quiet = loadgen::fixed_rate(&target, 4, NORMAL_RPS, opts.phase).await;
-    let (loaded, pressure) = under_pressure(&target, body, NORMAL_RPS, opts.phase).await?;
+    // Bound whole: dropping the process or its directory stops the webhook.
+    let webhook: Webhook = start_webhook(paths).await?;
+    let target = &webhook.target;
+    let (name, body, alone) = slowest(target).await?;
+    let quiet = loadgen::fixed_rate(target, 4, NORMAL_RPS, opts.phase).await;
+    let (loaded, pressure) = under_pressure(target, body, NORMAL_RPS, opts.phase).await?;
     let p99 = |r: &LoadResult| r.latency.map(|s| s.p99).unwrap_or(Duration::MAX);
     let show = |r: &LoadResult| {
         format!(

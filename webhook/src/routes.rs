@@ -92,6 +92,12 @@ fn bad(status: StatusCode, message: String) -> Response {
 /// requests cannot hold the async workers (and the timeout) hostage.
 const INLINE_BODY_BYTES: usize = 256 * 1024;
 
+/// Large reviews run one at a time: however many a pod author sends, they
+/// hold at most one core, and the others stay free for normal reviews and
+/// `/healthz` (BENCHMARKS.md, "hostile"). Queued ones still get the request
+/// timeout's 503.
+static LARGE_REVIEWS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 async fn admit(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     let result = match body.map_err(body_rejected) {
@@ -99,14 +105,19 @@ async fn admit(State(state): State<AppState>, body: Result<Bytes, BytesRejection
         Ok(bytes) if bytes.len() <= INLINE_BODY_BYTES => answer(&bytes, &state.template),
         Ok(bytes) => {
             let template = Arc::clone(&state.template);
-            tokio::task::spawn_blocking(move || answer(&bytes, &template))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(Rejected {
-                        status: 500,
-                        message: format!("the review task failed: {e}"),
-                    })
+            // Never closed, so acquiring only waits.
+            let permit = LARGE_REVIEWS.acquire().await.ok();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                answer(&bytes, &template)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(Rejected {
+                    status: 500,
+                    message: format!("the review task failed: {e}"),
                 })
+            })
         }
     };
     let seconds = started.elapsed().as_secs_f64();
