@@ -111,6 +111,41 @@ pub fn files_with_canary(dir: &Path) -> usize {
         .count()
 }
 
+/// One pod's agent root: `dev/` (termination log) and the config's mount
+/// path created under a fresh directory `name`.
+#[derive(Debug)]
+pub struct AgentRoot {
+    pub root: PathBuf,
+    /// Where the agent writes: the mount path under the root.
+    pub mount: PathBuf,
+}
+
+impl AgentRoot {
+    pub fn new(pod: &PodEnv, name: &str, cfg: &AgentConfig) -> Result<AgentRoot, Error> {
+        let root = pod.out_dir(name)?;
+        let mount = root.join(cfg.mount_path.trim_start_matches('/'));
+        for d in [root.join("dev"), mount.clone()] {
+            std::fs::create_dir_all(d).map_err(|e| Error::io("agent root", e))?;
+        }
+        Ok(AgentRoot { root, mount })
+    }
+
+    /// The agent's environment: the pod's, its config, this root, `log_format`.
+    pub fn env(&self, pod: &PodEnv, cfg: &AgentConfig, log_format: &str) -> Vec<(String, String)> {
+        let mut env = pod.env.clone();
+        env.push((
+            secrets_injector_shared::keys::CONFIG_ENV.into(),
+            cfg.to_json(),
+        ));
+        env.push((
+            "SECRETS_INJECTOR_ROOT_PREFIX".into(),
+            self.root.to_string_lossy().into_owned(),
+        ));
+        env.push(("SECRETS_INJECTOR_LOG_FORMAT".into(), log_format.into()));
+        env
+    }
+}
+
 /// One run of our agent (`--once`) writing `n_sm + n_ssm` files under a temp root.
 pub fn run_agent(
     self_exe: &Path,
@@ -120,22 +155,10 @@ pub fn run_agent(
     n_ssm: usize,
 ) -> Result<Measured, Error> {
     let cfg = agent_config(n_sm, n_ssm)?;
-    let root = pod.out_dir("agent-root")?;
-    for d in ["dev", cfg.mount_path.trim_start_matches('/')] {
-        std::fs::create_dir_all(root.join(d)).map_err(|e| Error::io("agent root", e))?;
-    }
-    let mut env = pod.env.clone();
-    env.push((
-        secrets_injector_shared::keys::CONFIG_ENV.into(),
-        cfg.to_json(),
-    ));
-    env.push((
-        "SECRETS_INJECTOR_ROOT_PREFIX".into(),
-        root.to_string_lossy().into_owned(),
-    ));
-    env.push(("SECRETS_INJECTOR_LOG_FORMAT".into(), "text".into()));
+    let root = AgentRoot::new(pod, "agent-root", &cfg)?;
+    let env = root.env(pod, &cfg, "text");
     let m = measure::run(self_exe, agent, &["--once".into()], &env)?;
-    let written = files_with_canary(&root.join(cfg.mount_path.trim_start_matches('/')));
+    let written = files_with_canary(&root.mount);
     if written != n_sm + n_ssm {
         return Err(Error::Measure(format!(
             "agent wrote {written} of {} files",
@@ -181,7 +204,8 @@ pub struct AsmRun {
     pub hwm_kib: u64,
 }
 
-struct Killed(Child);
+/// A child process killed (and reaped) on drop.
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {

@@ -5,16 +5,15 @@
 //! **soak** of one sidecar over 1,000 refreshes (RSS at the start and end).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use secrets_injector_shared::AgentConfig;
 use secrets_injector_shared::config::Mode;
-use secrets_injector_shared::keys::CONFIG_ENV;
 use secrets_injector_tests::Moto;
 
-use crate::agentbench::{self, CANARY, PodEnv};
+use crate::agentbench::{self, AgentRoot, CANARY, Killed, PodEnv};
 use crate::proxy::{self, Front};
 use crate::quota::{Call, Quota, Quotas};
 use crate::report::Row;
@@ -40,34 +39,17 @@ pub fn published_quotas() -> Quotas {
 const SECRETS: usize = 10;
 const PARAMS: usize = 5;
 
-struct Pod {
-    root: PathBuf,
-    mount: PathBuf,
-}
-
-fn pod_dir(env: &PodEnv, name: &str, cfg: &AgentConfig) -> Result<Pod, Error> {
-    let root = env.out_dir(name)?;
-    let mount = root.join(cfg.mount_path.trim_start_matches('/'));
-    for d in [root.join("dev"), mount.clone()] {
-        std::fs::create_dir_all(d).map_err(|e| Error::io("pod root", e))?;
-    }
-    Ok(Pod { root, mount })
-}
-
 fn spawn_agent(
     agent: &Path,
     env: &PodEnv,
     cfg: &AgentConfig,
-    pod: &Pod,
+    pod: &AgentRoot,
     extra: &[(&str, String)],
     stderr: Stdio,
 ) -> Result<Child, Error> {
     Command::new(agent)
         .env_clear()
-        .envs(env.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env(CONFIG_ENV, cfg.to_json())
-        .env("SECRETS_INJECTOR_ROOT_PREFIX", &pod.root)
-        .env("SECRETS_INJECTOR_LOG_FORMAT", "json")
+        .envs(pod.env(env, cfg, "json"))
         .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -113,7 +95,7 @@ pub async fn rollout(paths: &Paths, n: usize) -> Result<Vec<Row>, Error> {
     let started = Instant::now();
     let mut running = Vec::with_capacity(n);
     for i in 0..n {
-        let pod = pod_dir(&env, &format!("pod-{i:04}"), &cfg)?;
+        let pod = AgentRoot::new(&env, &format!("pod-{i:04}"), &cfg)?;
         let child = spawn_agent(&paths.agent_bin, &env, &cfg, &pod, &[], Stdio::piped())?;
         running.push((Instant::now(), pod, child));
     }
@@ -225,7 +207,7 @@ pub async fn refresh(paths: &Paths, m: usize) -> Result<Vec<Row>, Error> {
     };
     let mut sidecars = Vec::with_capacity(m);
     for i in 0..m {
-        let pod = pod_dir(&env, &format!("sidecar-{i:04}"), &cfg)?;
+        let pod = AgentRoot::new(&env, &format!("sidecar-{i:04}"), &cfg)?;
         // A few log lines a round: far below the pipe's buffer over three intervals.
         sidecars.push(spawn_agent(
             &paths.agent_bin,
@@ -275,16 +257,6 @@ pub async fn refresh(paths: &Paths, m: usize) -> Result<Vec<Row>, Error> {
     ])
 }
 
-/// A sidecar killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Stop the sidecars; the refresh rounds that rewrote the files, from their
 /// own `round` log lines (`changed: true`; the emulator's values never change).
 async fn stop_and_count_rewrites(sidecars: Vec<Child>) -> Result<usize, Error> {
@@ -317,7 +289,7 @@ pub async fn soak(paths: &Paths, rounds: u64) -> Result<Vec<Row>, Error> {
         mode: Mode::Sidecar,
         ..agentbench::agent_config(SECRETS, PARAMS)?
     };
-    let pod = pod_dir(&env, "soak", &cfg)?;
+    let pod = AgentRoot::new(&env, "soak", &cfg)?;
     let child = spawn_agent(
         &paths.agent_bin,
         &env,

@@ -9,10 +9,9 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use secrets_injector_bench::agentbench::{self, CANARY, PodEnv, sm_id};
+use secrets_injector_bench::agentbench::{self, AgentRoot, CANARY, PodEnv, sm_id};
 use secrets_injector_bench::proxy;
 use secrets_injector_bench::quota::{Quota, Quotas};
-use secrets_injector_shared::keys::CONFIG_ENV;
 use secrets_injector_shared::{AgentConfig, SecretRef, SecretSpec};
 use secrets_injector_tests::{Moto, wait_output_within, workspace_bin};
 
@@ -51,22 +50,16 @@ async fn agents_against_a_tiny_quota_back_off_and_all_succeed() {
     let children: Vec<_> = (0..AGENTS)
         .map(|i| {
             let cfg = config_for(i);
-            let root = pod.out_dir(&format!("agent-{i}")).unwrap();
-            for d in ["dev", cfg.mount_path.trim_start_matches('/')] {
-                std::fs::create_dir_all(root.join(d)).unwrap();
-            }
+            let root = AgentRoot::new(&pod, &format!("agent-{i}"), &cfg).unwrap();
             let child = Command::new(workspace_bin("secrets-injector-agent"))
                 .arg("--once")
                 .env_clear()
-                .envs(pod.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .env(CONFIG_ENV, cfg.to_json())
-                .env("SECRETS_INJECTOR_ROOT_PREFIX", &root)
-                .env("SECRETS_INJECTOR_LOG_FORMAT", "text")
+                .envs(root.env(&pod, &cfg, "text"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            (root.join(cfg.mount_path.trim_start_matches('/')), child)
+            (root.mount, child)
         })
         .collect();
     for (i, (dir, child)) in children.into_iter().enumerate() {
