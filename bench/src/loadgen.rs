@@ -3,6 +3,13 @@
 //! late server is charged for the queueing it causes; saturation mode runs
 //! closed-loop; handshake mode opens a new connection per request. Every
 //! phase ends by itself (duration plus a hard deadline).
+//!
+//! The keep-alive phases open their connections and send one request on each
+//! before the clock starts, as the API server's long-lived connection pool
+//! does: otherwise N simultaneous TLS handshakes at the first scheduled
+//! instant queue the first ~50 requests behind them and decide the p99
+//! (BENCHMARKS.md, "Where the webhook's tail came from"). Handshake cost has
+//! its own phase.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -150,6 +157,23 @@ async fn join(handles: Vec<tokio::task::JoinHandle<Tally>>) -> Vec<Tally> {
     out
 }
 
+/// Open `conns` connections, one after another, and send one request on each
+/// (not measured). A connection that failed is `None`: the phase retries it
+/// and counts the error.
+async fn warm(t: &Target, conns: usize) -> Vec<Option<Sender>> {
+    let mut out = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let mut sender = connect(t).await.ok();
+        if let Some(s) = sender.as_mut()
+            && send(s, t).await.is_err()
+        {
+            sender = None;
+        }
+        out.push(sender);
+    }
+    out
+}
+
 /// `rps` requests per second for `duration` over `conns` keep-alive
 /// connections. Latency counts from the scheduled send time whenever the
 /// request could not go out on time (all connections busy), so queueing
@@ -159,14 +183,14 @@ pub async fn fixed_rate(t: &Target, conns: usize, rps: u32, duration: Duration) 
     let total = (f64::from(rps) * duration.as_secs_f64()) as u64;
     let interval = Duration::from_secs_f64(1.0 / f64::from(rps.max(1)));
     let next = Arc::new(AtomicU64::new(0));
+    let warmed = warm(t, conns).await;
     let start = Instant::now() + Duration::from_millis(50);
     let hard_stop = start + duration * 3 + Duration::from_secs(10);
     let mut handles = Vec::new();
-    for _ in 0..conns {
+    for mut sender in warmed {
         let (t, next) = (t.clone(), next.clone());
         handles.push(tokio::spawn(async move {
             let mut tally = Tally::default();
-            let mut sender = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total || Instant::now() > hard_stop {
@@ -207,14 +231,14 @@ pub async fn fixed_rate(t: &Target, conns: usize, rps: u32, duration: Duration) 
 
 /// Closed loop: `conns` connections send back to back for `duration`.
 pub async fn saturate(t: &Target, conns: usize, duration: Duration) -> LoadResult {
+    let warmed = warm(t, conns).await;
     let start = Instant::now();
     let stop = start + duration;
     let mut handles = Vec::new();
-    for _ in 0..conns {
+    for mut sender in warmed {
         let t = t.clone();
         handles.push(tokio::spawn(async move {
             let mut tally = Tally::default();
-            let mut sender = None;
             while Instant::now() < stop {
                 if sender.is_none() {
                     sender = connect(&t).await.ok();
