@@ -1,6 +1,7 @@
-//! The agent's run loops over any [`Fetch`]: init (fetch, retry transient
-//! errors until the startup timeout, write all or nothing) and sidecar (the
-//! same first write, then poll, rewrite on change, run `on-change`).
+//! The agent's run loops over any [`Fetch`]: init (fetch, retry only the
+//! transient failures until the startup timeout, write all or nothing) and
+//! sidecar (the same first write, then poll, rewrite on change, run
+//! `on-change`).
 //! Logs one line per round with counts, never a value.
 
 use std::path::PathBuf;
@@ -93,6 +94,7 @@ struct Rendered {
 }
 
 /// One round's answers: the named secrets, then the selections (§3c).
+#[derive(Clone)]
 struct Answers {
     outcome: FetchOutcome,
     selected: Vec<Selected>,
@@ -105,6 +107,75 @@ async fn fetch_round<F: Fetch>(cfg: &AgentConfig, fetcher: &F) -> Answers {
     Answers { outcome, selected }
 }
 
+/// A startup retry: ask again only for what failed transiently in `previous`,
+/// keep every other answer (docs/decisions.md "Startup retries ask only for
+/// what failed"). Without a usable previous round, a whole round.
+async fn fetch_again<F: Fetch>(
+    cfg: &AgentConfig,
+    fetcher: &F,
+    previous: Option<&Answers>,
+) -> Answers {
+    let Some(previous) = previous.filter(|p| {
+        p.outcome.len() == cfg.secrets.len() && p.selected.len() == cfg.selections.len()
+    }) else {
+        return fetch_round(cfg, fetcher).await;
+    };
+    let (secrets, selections) = (retried(&previous.outcome), retried(&previous.selected));
+    let specs: Vec<_> = secrets.iter().map(|&i| cfg.secrets[i].clone()).collect();
+    let sels: Vec<_> = selections
+        .iter()
+        .map(|&i| cfg.selections[i].clone())
+        .collect();
+    let (outcome, selected) = tokio::join!(
+        async {
+            if specs.is_empty() {
+                Vec::new()
+            } else {
+                fetcher.fetch(&specs).await
+            }
+        },
+        async {
+            if sels.is_empty() {
+                Vec::new()
+            } else {
+                fetcher.select(&sels).await
+            }
+        },
+    );
+    let mut answers = previous.clone();
+    splice(&mut answers.outcome, &secrets, outcome, |i| {
+        no_value(cfg.secrets[i].source.to_string())
+    });
+    splice(&mut answers.selected, &selections, selected, |i| {
+        no_value(cfg.selections[i].select.to_string())
+    });
+    answers
+}
+
+/// Positions of the answers that failed transiently (worth asking again).
+fn retried<T>(answers: &[Result<T, FetchFailure>]) -> Vec<usize> {
+    answers
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| matches!(a, Err(f) if f.is_transient()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Put the fresh answers for positions `at` in place; a position the fetcher
+/// left unanswered gets `missing(position)`.
+fn splice<T>(
+    into: &mut [Result<T, FetchFailure>],
+    at: &[usize],
+    fresh: Vec<Result<T, FetchFailure>>,
+    missing: impl Fn(usize) -> FetchFailure,
+) {
+    let mut fresh = fresh.into_iter();
+    for &i in at {
+        into[i] = fresh.next().unwrap_or_else(|| Err(missing(i)));
+    }
+}
+
 /// Turn one round's answers (one result per spec and per selection, in
 /// order) into the full file set, or every failure of the round in config
 /// order. Optional secrets that are not found are skipped — and, on the
@@ -113,12 +184,12 @@ async fn fetch_round<F: Fetch>(cfg: &AgentConfig, fetcher: &F) -> Answers {
 /// a complete round only.
 fn collect(
     cfg: &AgentConfig,
-    answers: Answers,
+    answers: &Answers,
     last_chance: bool,
 ) -> Result<Rendered, Vec<FetchFailure>> {
     let mut round = Round::default();
-    round.secrets(cfg, answers.outcome, last_chance);
-    round.selections(cfg, answers.selected);
+    round.secrets(cfg, &answers.outcome, last_chance);
+    round.selections(cfg, &answers.selected);
     if round.failures.is_empty() {
         render_templates(cfg, &round.context, &mut round.files, &mut round.failures);
     }
@@ -147,8 +218,8 @@ struct Round {
 }
 
 impl Round {
-    fn secrets(&mut self, cfg: &AgentConfig, outcome: FetchOutcome, last_chance: bool) {
-        let mut results = outcome.into_iter();
+    fn secrets(&mut self, cfg: &AgentConfig, outcome: &FetchOutcome, last_chance: bool) {
+        let mut results = outcome.iter();
         for spec in &cfg.secrets {
             let secret = spec.source.to_string();
             let value = match results.next() {
@@ -159,7 +230,7 @@ impl Round {
                     if spec.optional && skippable {
                         self.skipped.push(secret);
                     } else {
-                        self.failures.push(f);
+                        self.failures.push(f.clone());
                     }
                     continue;
                 }
@@ -171,7 +242,7 @@ impl Round {
             if !cfg.templates.is_empty() {
                 self.context.insert(&spec.path, value.bytes());
             }
-            match render(spec, &value, cfg.mode_for(spec)) {
+            match render(spec, value, cfg.mode_for(spec)) {
                 Ok(mut f) => {
                     self.fetched += 1;
                     self.files.append(&mut f);
@@ -181,13 +252,13 @@ impl Round {
         }
     }
 
-    fn selections(&mut self, cfg: &AgentConfig, selected: Vec<Selected>) {
-        let mut selected = selected.into_iter();
+    fn selections(&mut self, cfg: &AgentConfig, selected: &[Selected]) {
+        let mut selected = selected.iter();
         for sel in &cfg.selections {
             let found = match selected.next() {
                 Some(Ok(found)) => found,
                 Some(Err(f)) => {
-                    self.failures.push(f);
+                    self.failures.push(f.clone());
                     continue;
                 }
                 None => {
@@ -195,7 +266,7 @@ impl Round {
                     continue;
                 }
             };
-            match selected::spread(sel, &found, cfg.default_mode()) {
+            match selected::spread(sel, found, cfg.default_mode()) {
                 Ok(mut s) => {
                     self.fetched += s.accepted.len();
                     self.unsafe_names += s.skipped;
@@ -315,6 +386,7 @@ async fn first_write<F: Fetch>(
 ) -> First {
     let deadline = Instant::now() + s.startup_timeout;
     let mut backoff = s.backoff_initial;
+    let mut kept: Option<Answers> = None;
     for attempt in 1u32.. {
         let started = Instant::now();
         // At least one real attempt, even with a zero startup timeout.
@@ -324,12 +396,16 @@ async fn first_write<F: Fetch>(
         let outcome = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return First::Interrupted,
-            o = tokio::time::timeout(remaining, fetch_round(cfg, fetcher)) => o,
+            o = tokio::time::timeout(remaining, fetch_again(cfg, fetcher, kept.as_ref())) => o,
         };
         // Past the startup timeout, optional secrets no longer hold the pod back.
         let last_chance = Instant::now() >= deadline;
         let result = match outcome {
-            Ok(outcome) => collect(cfg, outcome, last_chance),
+            Ok(answers) => {
+                let result = collect(cfg, &answers, last_chance);
+                kept = Some(answers);
+                result
+            }
             Err(_) => timed_out(cfg, s.startup_timeout),
         };
         let failures = match result {
@@ -548,7 +624,7 @@ async fn refresh_round<F: Fetch>(
     let started = Instant::now();
     let outcome = fetch_round(cfg, fetcher).await;
     let duration_ms = || started.elapsed().as_millis() as u64;
-    let rendered = match collect(cfg, outcome, false) {
+    let rendered = match collect(cfg, &outcome, false) {
         Ok(r) => r,
         Err(failures) => {
             *errors_total += 1;

@@ -96,13 +96,60 @@ async fn run_bounded<F: Fetch>(c: &AgentConfig, f: &F, s: &RunSettings) -> Exit 
         .expect("run finished")
 }
 
+/// The secrets each call asked for, in call order.
+fn asked(log: &Mutex<Vec<Vec<String>>>) -> Vec<Vec<String>> {
+    log.lock().unwrap().clone()
+}
+
 #[tokio::test]
-async fn transient_failures_are_retried_until_success() {
+async fn transient_failures_are_retried_until_success_asking_only_for_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(Mode::Init, &["prod/db", "ssm:/app/key", "prod/other"]);
+    let s = settings(dir.path(), &c);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&log);
+    let fake = Fake::new(move |n, specs| {
+        seen.lock()
+            .unwrap()
+            .push(specs.iter().map(|s| s.source.to_string()).collect());
+        specs
+            .iter()
+            .map(|spec| match spec.source.to_string().as_str() {
+                "ssm:/app/key" if n < 3 => Err(failure(
+                    "ssm:/app/key",
+                    "ThrottlingException",
+                    FailureKind::Transient,
+                )),
+                name => Ok(Value::Text(format!("v{n}-{name}"))),
+            })
+            .collect()
+    });
+    assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Done);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        asked(&log),
+        vec![
+            vec!["prod/db", "ssm:/app/key", "prod/other"],
+            vec!["ssm:/app/key"],
+            vec!["ssm:/app/key"],
+        ],
+        "a retry asks only for the secret that failed"
+    );
+    let read = |f: &str| std::fs::read_to_string(s.mount_dir.join(f)).unwrap();
+    assert_eq!(read("s0"), "v1-prod/db", "kept from the first round");
+    assert_eq!(read("s1"), "v3-ssm:/app/key");
+    assert_eq!(read("s2"), "v1-prod/other", "kept from the first round");
+    assert!(!s.termination_log.exists());
+}
+
+#[tokio::test]
+async fn a_retry_answering_fewer_secrets_than_asked_fails_those_transiently() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(Mode::Init, &["prod/db", "ssm:/app/key"]);
-    let s = settings(dir.path(), &c);
-    let fake = Fake::new(|n, specs| {
-        if n < 3 {
+    let mut s = settings(dir.path(), &c);
+    s.startup_timeout = Duration::from_millis(300);
+    let fake = Fake::new(|n, _| {
+        if n == 1 {
             vec![
                 Ok(Value::Text("v".into())),
                 Err(failure(
@@ -112,16 +159,14 @@ async fn transient_failures_are_retried_until_success() {
                 )),
             ]
         } else {
-            ok_all(specs, "v")
+            Vec::new()
         }
     });
-    assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Done);
-    assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
-    assert_eq!(
-        std::fs::read_to_string(s.mount_dir.join("s1")).unwrap(),
-        "v"
-    );
-    assert!(!s.termination_log.exists());
+    assert_eq!(run_bounded(&c, &fake, &s).await, Exit::Failed);
+    let log = std::fs::read_to_string(&s.termination_log).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.starts_with("secret ssm:/app/key: "), "{log}");
+    assert!(entries(&s.mount_dir).is_empty(), "all or nothing");
 }
 
 #[tokio::test]
@@ -229,13 +274,17 @@ async fn optional_secret_still_failing_at_the_startup_timeout_is_skipped() {
     // The second secret is throttled on every attempt.
     let throttled = || {
         Fake::new(|_, specs| {
-            let mut o = ok_all(specs, "v");
-            o[1] = Err(failure(
-                "prod/extra",
-                "ThrottlingException",
-                FailureKind::Transient,
-            ));
-            o
+            specs
+                .iter()
+                .map(|spec| match spec.source.to_string().as_str() {
+                    "prod/extra" => Err(failure(
+                        "prod/extra",
+                        "ThrottlingException",
+                        FailureKind::Transient,
+                    )),
+                    _ => Ok(Value::Text("v".into())),
+                })
+                .collect()
         })
     };
     let mut c = cfg(Mode::Init, &["prod/db", "prod/extra"]);
