@@ -6,7 +6,8 @@
 # Not in CI: it takes minutes per part.
 #
 #   scripts/mutants.sh [PART...] [-- extra cargo-mutants args]
-#   PART: shared | webhook | agent | all (default: all)
+#   PART: shared | webhook | agent | all (default: all), or one step of the
+#   agent: agent-classify | agent-split | agent-write
 #
 # Results land in target/mutants/<part>/mutants.out (caught.txt, missed.txt, …);
 # the agent runs as agent-classify, agent-split and agent-write.
@@ -25,11 +26,11 @@ parts=()
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    shared | webhook | agent) parts+=("$1") ;;
+    shared | webhook | agent | agent-classify | agent-split | agent-write) parts+=("$1") ;;
     all) parts+=(shared webhook agent) ;;
     --) shift; extra=("$@"); break ;;
-    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "mutants.sh: unknown part $1 (shared, webhook, agent, all)" >&2; exit 2 ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "mutants.sh: unknown part $1 (shared, webhook, agent, agent-classify, agent-split, agent-write, all)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -92,14 +93,20 @@ for part in "${parts[@]}"; do
       ;;
     # The agent's pure modules, each with the tests that cover it (fewer test
     # binaries per mutant: the agent links the AWS SDK into every one).
-    agent)
-      CARGO_TARGET_DIR="$warm_target" run agent-classify --jobs 1 -p secrets-injector-agent \
-        -f agent/src/classify.rs -f agent/src/failure.rs \
-        --test-package secrets-injector-agent --cargo-arg=--lib
-      CARGO_TARGET_DIR="$warm_target" run agent-split --jobs 1 -p secrets-injector-agent -f agent/src/split.rs \
-        --test-package secrets-injector-agent --cargo-arg=--lib --cargo-arg=--test=split_render
-      CARGO_TARGET_DIR="$warm_target" run agent-write --jobs 1 -p secrets-injector-agent -f agent/src/write.rs \
-        --test-package secrets-injector-agent --cargo-arg=--lib --cargo-arg=--test=write_atomic
+    agent | agent-classify | agent-split | agent-write)
+      if [ "$part" = agent ] || [ "$part" = agent-classify ]; then
+        CARGO_TARGET_DIR="$warm_target" run agent-classify --jobs 1 -p secrets-injector-agent \
+          -f agent/src/classify.rs -f agent/src/failure.rs \
+          --test-package secrets-injector-agent --cargo-arg=--lib
+      fi
+      if [ "$part" = agent ] || [ "$part" = agent-split ]; then
+        CARGO_TARGET_DIR="$warm_target" run agent-split --jobs 1 -p secrets-injector-agent -f agent/src/split.rs \
+          --test-package secrets-injector-agent --cargo-arg=--lib --cargo-arg=--test=split_render
+      fi
+      if [ "$part" = agent ] || [ "$part" = agent-write ]; then
+        CARGO_TARGET_DIR="$warm_target" run agent-write --jobs 1 -p secrets-injector-agent -f agent/src/write.rs \
+          --test-package secrets-injector-agent --cargo-arg=--lib --cargo-arg=--test=write_atomic
+      fi
       ;;
   esac
 done
