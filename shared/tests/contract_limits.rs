@@ -327,3 +327,24 @@ fn elided_parts_keep_their_head_and_tail_at_char_boundaries() {
         "{msg}"
     );
 }
+
+#[test]
+fn template_annotation_count_is_limited_at_100() {
+    use secrets_injector_shared::template::MAX_TEMPLATES;
+    let pod = |n: usize| {
+        let mut v = vec![secret("db")];
+        v.extend((0..n).map(|i| kv(&format!("{}t{i}", keys::TEMPLATE_PREFIX), "x")));
+        v
+    };
+    let over = problems(&pod(MAX_TEMPLATES + 1));
+    assert!(
+        over.contains(&format!(
+            "the pod has {} template annotations; the limit is {MAX_TEMPLATES}",
+            MAX_TEMPLATES + 1
+        )),
+        "{over}"
+    );
+    if let Err(at) = parse(&pod(MAX_TEMPLATES)) {
+        assert!(!at.contains("template annotations; the limit"), "{at}");
+    }
+}
