@@ -912,6 +912,9 @@ mod tests {
         let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let msg = problems(&refs);
         assert!(msg.contains("the pod has 21 selectors"), "{msg}");
+        // Exactly at the limit: accepted.
+        let r = parse_ok(&refs[..select::MAX_SELECTORS]);
+        assert_eq!(r.config.selections.len(), select::MAX_SELECTORS);
     }
 
     #[test]
