@@ -94,7 +94,6 @@ struct Rendered {
 }
 
 /// One round's answers: the named secrets, then the selections (§3c).
-#[derive(Clone)]
 struct Answers {
     outcome: FetchOutcome,
     selected: Vec<Selected>,
@@ -109,18 +108,19 @@ async fn fetch_round<F: Fetch>(cfg: &AgentConfig, fetcher: &F) -> Answers {
 
 /// A startup retry: ask again only for what failed transiently in `previous`,
 /// keep every other answer (docs/decisions.md "Startup retries ask only for
-/// what failed"). Without a usable previous round, a whole round.
+/// what failed"). Without a usable previous round, a whole round. Takes the
+/// previous answers by value: nothing copies the secret values kept.
 async fn fetch_again<F: Fetch>(
     cfg: &AgentConfig,
     fetcher: &F,
-    previous: Option<&Answers>,
+    previous: Option<Answers>,
 ) -> Answers {
-    let Some(previous) = previous.filter(|p| {
+    let Some(mut answers) = previous.filter(|p| {
         p.outcome.len() == cfg.secrets.len() && p.selected.len() == cfg.selections.len()
     }) else {
         return fetch_round(cfg, fetcher).await;
     };
-    let (secrets, selections) = (retried(&previous.outcome), retried(&previous.selected));
+    let (secrets, selections) = (retried(&answers.outcome), retried(&answers.selected));
     let specs: Vec<_> = secrets.iter().map(|&i| cfg.secrets[i].clone()).collect();
     let sels: Vec<_> = selections
         .iter()
@@ -142,7 +142,6 @@ async fn fetch_again<F: Fetch>(
             }
         },
     );
-    let mut answers = previous.clone();
     splice(&mut answers.outcome, &secrets, outcome, |i| {
         no_value(cfg.secrets[i].source.to_string())
     });
@@ -396,7 +395,9 @@ async fn first_write<F: Fetch>(
         let outcome = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return First::Interrupted,
-            o = tokio::time::timeout(remaining, fetch_again(cfg, fetcher, kept.as_ref())) => o,
+            // A round cut short by the timeout loses what was kept, but the
+            // timeout only fires at or past the deadline, which ends the loop.
+            o = tokio::time::timeout(remaining, fetch_again(cfg, fetcher, kept.take())) => o,
         };
         // Past the startup timeout, optional secrets no longer hold the pod back.
         let last_chance = Instant::now() >= deadline;
