@@ -270,6 +270,22 @@ mod tests {
             parse_objects("- {objectName: db, objectType: secretsmanager, filePermission: 0644}")
                 .unwrap();
         assert_eq!(specs[0].file_permission, Some(0o644));
+        // A leading 0 makes the YAML scalar a string; without one it is a
+        // YAML number, whose decimal digits are read as octal all the same.
+        let specs =
+            parse_objects("- {objectName: db, objectType: secretsmanager, filePermission: 440}")
+                .unwrap();
+        assert_eq!(specs[0].file_permission, Some(0o440));
+        let err =
+            parse_objects("- {objectName: db, objectType: secretsmanager, filePermission: 999}")
+                .unwrap_err()
+                .join("");
+        assert!(err.contains("objects[0].filePermission: \"999\""), "{err}");
+        let err =
+            parse_objects("- {objectName: db, objectType: secretsmanager, filePermission: [4]}")
+                .unwrap_err()
+                .join("");
+        assert!(err.contains("must be an octal string"), "{err}");
     }
 
     #[test]

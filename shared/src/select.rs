@@ -253,6 +253,29 @@ mod tests {
         assert!(e.contains("1 to 10"), "{e}");
         let long = format!("tag:{}=v", "k".repeat(129));
         assert!(Selector::parse(&long).unwrap_err().contains("at most 128"));
+        let long = format!("tag:k={}", "v".repeat(257));
+        assert!(Selector::parse(&long).unwrap_err().contains("a value 256"));
+    }
+
+    #[test]
+    fn tag_limits_hold_at_the_limit() {
+        let ten: Vec<String> = (0..MAX_TAGS).map(|i| format!("k{i}=v")).collect();
+        let sel = Selector::parse(&format!("tag:{}", ten.join(","))).unwrap();
+        assert!(matches!(sel, Selector::Tags { ref tags } if tags.len() == MAX_TAGS));
+        let longest = format!("tag:{}={}", "k".repeat(128), "v".repeat(256));
+        Selector::parse(&longest).unwrap();
+    }
+
+    #[test]
+    fn each_selector_names_the_iam_actions_it_needs() {
+        let sm = "secretsmanager:ListSecrets and secretsmanager:BatchGetSecretValue (with secretsmanager:GetSecretValue on the secrets)";
+        for (v, want) in [
+            ("prod/*", sm),
+            ("tag:team=orders", sm),
+            ("ssm:/prod/*", "ssm:GetParametersByPath"),
+        ] {
+            assert_eq!(Selector::parse(v).unwrap().actions(), want, "{v}");
+        }
     }
 
     #[test]

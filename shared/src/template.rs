@@ -392,6 +392,59 @@ mod tests {
     }
 
     #[test]
+    fn output_of_exactly_the_cap_renders_and_one_byte_more_does_not() {
+        assert_eq!(MAX_OUTPUT_BYTES, 1 << 20);
+        let kib = [("k", "x".repeat(1024))];
+        let kib = [(kib[0].0, kib[0].1.as_str())];
+        let src = "{% for a in range(1024) %}{{ secrets.k }}{% endfor %}";
+        assert_eq!(render_str(src, &kib).unwrap().len(), MAX_OUTPUT_BYTES);
+        let e = render_str(&format!("{src}!"), &kib).unwrap_err();
+        assert_eq!(
+            e,
+            format!("the output is larger than {MAX_OUTPUT_BYTES} bytes")
+        );
+    }
+
+    #[test]
+    fn urlencode_takes_strings_and_numbers_only() {
+        let s = [("db", r#"{"port":5432,"ratio":0.5,"hosts":["a"]}"#)];
+        let out = render_str(
+            "{{ secrets.db.port | urlencode }} {{ secrets.db.ratio | urlencode }}",
+            &s,
+        )
+        .unwrap();
+        assert_eq!(out, "5432 0.5");
+        let e = render_str("{{ secrets.db.hosts | urlencode }}", &s).unwrap_err();
+        assert_eq!(
+            e,
+            "line 1: urlencode needs a string in `{{ secrets.db.hosts | urlencode }}`"
+        );
+    }
+
+    #[test]
+    fn b64encode_takes_text_and_bytes() {
+        let mut s = Secrets::default();
+        s.insert("bin", &[0xff, 0x00, 0xfe]);
+        s.insert("j", br#"{"n":1}"#);
+        assert_eq!(
+            render("{{ secrets.bin | b64encode }}", &s).unwrap(),
+            b"/wD+"
+        );
+        let e = render("{{ secrets.j | b64encode }}", &s).unwrap_err();
+        assert_eq!(
+            e,
+            "line 1: b64encode needs a string in `{{ secrets.j | b64encode }}`"
+        );
+    }
+
+    #[test]
+    fn engine_errors_give_their_kind_not_their_detail() {
+        // minijinja's detail for these can quote operands; only the kind is kept.
+        let e = render_str("{{ secrets.k + 1 }}", &[("k", CANARY)]).unwrap_err();
+        assert_eq!(e, "line 1: invalid operation in `{{ secrets.k + 1 }}`");
+    }
+
+    #[test]
     fn oversized_templates_are_refused() {
         let e = check(&"x".repeat(MAX_TEMPLATE_BYTES + 1)).unwrap_err();
         assert!(e.contains("the limit is 65536"), "{e}");
