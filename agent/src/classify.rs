@@ -351,6 +351,53 @@ pub(crate) fn hint(code: &str, action: &str, resource: &str, region: &str) -> Op
 mod tests {
     use super::*;
 
+    /// An error with a fixed text and an optional cause.
+    #[derive(Debug)]
+    struct Link(&'static str, Option<Box<Link>>);
+
+    impl std::fmt::Display for Link {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Link {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    fn chain(texts: &[&'static str]) -> Link {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |cause, t| Some(Link(t, cause.map(Box::new))))
+            .expect("at least one link")
+    }
+
+    #[test]
+    fn chain_summary_puts_the_root_first_and_drops_empty_and_repeated_links() {
+        for (links, want) in [
+            (&["refused"][..], "refused"),
+            (
+                &["dispatch failure", "io error", "refused"][..],
+                "refused (via dispatch failure: io error)",
+            ),
+            // An empty text and a text already contained in an earlier one add nothing.
+            (
+                &["", "io error: refused", "refused"][..],
+                "io error: refused",
+            ),
+            (
+                &["dispatch  failure\n", "", "refused"][..],
+                "refused (via dispatch failure)",
+            ),
+            (&[""][..], ""),
+        ] {
+            assert_eq!(chain_summary(&chain(links)), want, "{links:?}");
+        }
+    }
+
     #[test]
     fn kind_table() {
         use FailureKind::*;
