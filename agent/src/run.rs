@@ -5,6 +5,7 @@
 //! Logs one line per round with counts, never a value.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrets_injector_shared::template::{self, Secrets};
@@ -190,7 +191,8 @@ fn collect(
     round.secrets(cfg, &answers.outcome, last_chance);
     round.selections(cfg, &answers.selected);
     if round.failures.is_empty() {
-        render_templates(cfg, &round.context, &mut round.files, &mut round.failures);
+        let context = Arc::new(std::mem::take(&mut round.context));
+        render_templates(cfg, &context, &mut round.files, &mut round.failures);
     }
     if round.failures.is_empty() {
         Ok(Rendered {
@@ -316,12 +318,12 @@ fn render_failure(secret: String, e: crate::Error) -> FetchFailure {
 /// a render error is permanent and names the template, never a value.
 fn render_templates(
     cfg: &AgentConfig,
-    context: &Secrets,
+    context: &Arc<Secrets>,
     files: &mut Vec<OutFile>,
     failures: &mut Vec<FetchFailure>,
 ) {
     for t in &cfg.templates {
-        match template::render(&t.template, context) {
+        match template::render_within(&t.template, context, template::RENDER_BUDGET) {
             Ok(contents) => files.push(OutFile {
                 path: t.path.clone(),
                 contents,

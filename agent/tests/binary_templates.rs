@@ -93,3 +93,30 @@ fn a_template_error_fails_the_init_agent_without_the_value() {
     assert!(!run.all().contains(CANARY), "{}", run.all());
     assert!(run.file(&cfg, "dsn").is_none());
 }
+
+#[test]
+fn a_template_over_its_time_budget_fails_the_init_agent_instead_of_hanging() {
+    let moto = Moto::start();
+    seed(&moto);
+    // Within the fuel, ~1,000 s of CPU: a filter over 1 MB, 100,000 times.
+    let cfg = config(&[
+        ("secret-host", "ssm:/prod/host"),
+        (
+            "template-slow",
+            "{% set x = 'x' * 1000000 %}{% for i in range(100000) %}{% set y = x | replace('x', 'yy') %}{% endfor %}",
+        ),
+    ]);
+    let e = env(&moto);
+    let env: Vec<(&str, &str)> = e.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // `run_agent` kills the agent after 90 s: only the budget's exit leaves this message.
+    let run = run_agent(&cfg, &env);
+    assert!(!run.success, "{}", run.all());
+    assert!(
+        run.termination_log.contains(
+            "secret secrets-injector.io/template-slow: TemplateError: rendering took longer than 10 s"
+        ),
+        "{}",
+        run.all()
+    );
+    assert!(run.file(&cfg, "slow").is_none());
+}

@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use base64::Engine as _;
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
@@ -20,6 +23,13 @@ pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 /// Instructions one render may execute: plenty for a config over 500 secrets,
 /// far too little for a loop meant to pin the agent's CPU.
 pub const FUEL: u64 = 500_000;
+/// Longest one render may run. Fuel counts instructions, not bytes: within
+/// it, a loop over a filter on a large string (`x | replace(...)` on 1 MB,
+/// 100,000 times) can cost many minutes of CPU (docs/decisions.md, "A render
+/// has a time budget").
+pub const RENDER_BUDGET: Duration = Duration::from_secs(10);
+/// Stack of the render thread: the agent's main thread has as much.
+const RENDER_STACK_BYTES: usize = 8 * 1024 * 1024;
 /// Most `template-*` annotations one pod may have.
 pub const MAX_TEMPLATES: usize = 100;
 /// Source lines quoted in errors are cut here.
@@ -165,6 +175,71 @@ pub fn render(source: &str, secrets: &Secrets) -> Result<Vec<u8>, String> {
             "the output is larger than {MAX_OUTPUT_BYTES} bytes"
         )),
         Err(e) => Err(render_message(&e, source)),
+    }
+}
+
+/// Renders that outlived their budget and still run: Rust cannot stop a
+/// thread, so one is abandoned, and it holds back every later render until
+/// it ends.
+static ABANDONED: AtomicUsize = AtomicUsize::new(0);
+
+const RUNNING: u8 = 0;
+const FINISHED: u8 = 1;
+const GIVEN_UP: u8 = 2;
+
+/// [`render`] on its own thread, given up after `budget`. An abandoned render
+/// runs on until it ends or the process does (the agent exits on a
+/// permanent failure at start-up); meanwhile later calls fail at once
+/// instead of starting another, so at most one core is ever spent this way.
+pub fn render_within(
+    source: &str,
+    secrets: &Arc<Secrets>,
+    budget: Duration,
+) -> Result<Vec<u8>, String> {
+    if ABANDONED.load(Ordering::Acquire) > 0 {
+        return Err(format!(
+            "an earlier render that ran over its {} s budget is still running; not starting another",
+            budget.as_secs_f64()
+        ));
+    }
+    let (tx, rx) = mpsc::sync_channel(1);
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let (source_owned, secrets, theirs) =
+        (source.to_owned(), Arc::clone(secrets), Arc::clone(&state));
+    std::thread::Builder::new()
+        .name("template-render".into())
+        .stack_size(RENDER_STACK_BYTES)
+        .spawn(move || {
+            let _ = tx.send(render(&source_owned, &secrets));
+            let given_up = theirs
+                .compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err();
+            if given_up {
+                ABANDONED.fetch_sub(1, Ordering::AcqRel);
+            }
+        })
+        .map_err(|e| format!("cannot start a render thread: {e}"))?;
+    let panicked = || Err("the render ended without a result (it panicked)".into());
+    match rx.recv_timeout(budget) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            // Counted before the state changes, so the thread's decrement
+            // (which needs the new state) can never come first.
+            ABANDONED.fetch_add(1, Ordering::AcqRel);
+            if state
+                .compare_exchange(RUNNING, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Err(format!(
+                    "rendering took longer than {} s (a loop over large strings?); stopped waiting for it",
+                    budget.as_secs_f64()
+                ));
+            }
+            // It finished just now: its result is in the channel.
+            ABANDONED.fetch_sub(1, Ordering::AcqRel);
+            rx.recv().unwrap_or_else(|_| panicked())
+        }
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Disconnected) => panicked(),
     }
 }
 
@@ -442,6 +517,32 @@ mod tests {
         // minijinja's detail for these can quote operands; only the kind is kept.
         let e = render_str("{{ secrets.k + 1 }}", &[("k", CANARY)]).unwrap_err();
         assert_eq!(e, "line 1: invalid operation in `{{ secrets.k + 1 }}`");
+    }
+
+    #[test]
+    fn a_render_over_its_budget_is_given_up_and_holds_back_the_next() {
+        // ~10 ms per replace of 1 MB: about 1,000 s of CPU within the fuel.
+        let slow = "{% set x = 'x' * 1000000 %}{% for i in range(100000) %}{% set y = x | replace('x', 'yy') %}{% endfor %}";
+        let none = Arc::new(Secrets::default());
+        let budget = Duration::from_millis(300);
+        // (One test: the abandoned render below holds back this process's later renders.)
+        let mut s = Secrets::default();
+        s.insert("k", b"v");
+        assert_eq!(
+            render_within("{{ secrets.k }}", &Arc::new(s), budget).unwrap(),
+            b"v"
+        );
+        let started = std::time::Instant::now();
+        let e = render_within(slow, &none, budget).unwrap_err();
+        assert!(e.starts_with("rendering took longer than 0.3 s"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // The abandoned render still runs: the next one is refused at once.
+        let e = render_within("ok", &none, budget).unwrap_err();
+        assert!(e.contains("still running"), "{e}");
     }
 
     #[test]
