@@ -8,7 +8,7 @@ mod agent_bin;
 
 use std::collections::BTreeMap;
 
-use agent_bin::run_agent;
+use agent_bin::{Run, run_agent};
 use secrets_injector_shared::{AgentConfig, parse_annotations};
 use secrets_injector_tests::Moto;
 
@@ -34,15 +34,21 @@ ssm.put_parameter(Name='/prod/host', Value='db.internal', Type='String')
     ));
 }
 
-fn env(moto: &Moto) -> Vec<(String, String)> {
-    moto.aws_env()
+/// The agent binary run once against a seeded moto, with the config the
+/// webhook would make of these annotations.
+fn run_seeded(pairs: &[(&str, &str)]) -> (AgentConfig, Run) {
+    let moto = Moto::start();
+    seed(&moto);
+    let cfg = config(pairs);
+    let e = moto.aws_env();
+    let env: Vec<(&str, &str)> = e.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = run_agent(&cfg, &env);
+    (cfg, run)
 }
 
 #[test]
 fn the_agent_binary_renders_templates_over_selections_from_annotations() {
-    let moto = Moto::start();
-    seed(&moto);
-    let cfg = config(&[
+    let (cfg, run) = run_seeded(&[
         ("secret-orders", "prod/orders/*"),
         ("format-orders", "none"),
         ("secret-host", "ssm:/prod/host"),
@@ -52,9 +58,6 @@ fn the_agent_binary_renders_templates_over_selections_from_annotations() {
         ),
         ("template-api", "{{ secrets[\"orders\"][\"api-key\"] }}"),
     ]);
-    let e = env(&moto);
-    let env: Vec<(&str, &str)> = e.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let run = run_agent(&cfg, &env);
     assert!(run.success, "{}", run.all());
     assert_eq!(
         run.file(&cfg, "dsn").unwrap(),
@@ -69,9 +72,7 @@ fn the_agent_binary_renders_templates_over_selections_from_annotations() {
 
 #[test]
 fn a_template_error_fails_the_init_agent_without_the_value() {
-    let moto = Moto::start();
-    seed(&moto);
-    let cfg = config(&[
+    let (cfg, run) = run_seeded(&[
         ("secret-orders", "prod/orders/*"),
         ("format-orders", "none"),
         (
@@ -79,9 +80,6 @@ fn a_template_error_fails_the_init_agent_without_the_value() {
             "{{ secrets.orders.db.password ~ secrets.orders.db.nope }}",
         ),
     ]);
-    let e = env(&moto);
-    let env: Vec<(&str, &str)> = e.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let run = run_agent(&cfg, &env);
     assert!(!run.success);
     assert!(
         run.termination_log.contains(
@@ -96,20 +94,15 @@ fn a_template_error_fails_the_init_agent_without_the_value() {
 
 #[test]
 fn a_template_over_its_time_budget_fails_the_init_agent_instead_of_hanging() {
-    let moto = Moto::start();
-    seed(&moto);
     // Within the fuel, ~1,000 s of CPU: a filter over 1 MB, 100,000 times.
-    let cfg = config(&[
+    // `run_agent` kills the agent after 90 s: only the budget's exit leaves this message.
+    let (cfg, run) = run_seeded(&[
         ("secret-host", "ssm:/prod/host"),
         (
             "template-slow",
             "{% set x = 'x' * 1000000 %}{% for i in range(100000) %}{% set y = x | replace('x', 'yy') %}{% endfor %}",
         ),
     ]);
-    let e = env(&moto);
-    let env: Vec<(&str, &str)> = e.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    // `run_agent` kills the agent after 90 s: only the budget's exit leaves this message.
-    let run = run_agent(&cfg, &env);
     assert!(!run.success, "{}", run.all());
     assert!(
         run.termination_log.contains(
