@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -183,9 +183,17 @@ pub fn render(source: &str, secrets: &Secrets) -> Result<Vec<u8>, String> {
 /// it ends.
 static ABANDONED: AtomicUsize = AtomicUsize::new(0);
 
-const RUNNING: u8 = 0;
-const FINISHED: u8 = 1;
-const GIVEN_UP: u8 = 2;
+/// The render thread's side of settling: when the wait gave up first, it
+/// counted this render as abandoned, and its end uncounts it.
+struct Settle(Arc<AtomicBool>);
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if self.0.swap(true, Ordering::AcqRel) {
+            ABANDONED.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
 
 /// [`render`] on its own thread, given up after `budget`. An abandoned render
 /// runs on until it ends or the process does (the agent exits on a
@@ -203,32 +211,26 @@ pub fn render_within(
         ));
     }
     let (tx, rx) = mpsc::sync_channel(1);
-    let state = Arc::new(AtomicU8::new(RUNNING));
+    // Set by whichever comes first: the thread finishing, or the wait giving up.
+    let settled = Arc::new(AtomicBool::new(false));
     let (source_owned, secrets, theirs) =
-        (source.to_owned(), Arc::clone(secrets), Arc::clone(&state));
+        (source.to_owned(), Arc::clone(secrets), Arc::clone(&settled));
     std::thread::Builder::new()
         .name("template-render".into())
         .stack_size(RENDER_STACK_BYTES)
         .spawn(move || {
+            // Settles after the send, and on unwind too if `render` panics.
+            let _settle = Settle(theirs);
             let _ = tx.send(render(&source_owned, &secrets));
-            let given_up = theirs
-                .compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire)
-                .is_err();
-            if given_up {
-                ABANDONED.fetch_sub(1, Ordering::AcqRel);
-            }
         })
         .map_err(|e| format!("cannot start a render thread: {e}"))?;
     let panicked = || Err("the render ended without a result (it panicked)".into());
     match rx.recv_timeout(budget) {
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            // Counted before the state changes, so the thread's decrement
-            // (which needs the new state) can never come first.
+            // Counted before settling, so the thread's decrement (which
+            // needs this side to have settled first) can never come first.
             ABANDONED.fetch_add(1, Ordering::AcqRel);
-            if state
-                .compare_exchange(RUNNING, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
+            if !settled.swap(true, Ordering::AcqRel) {
                 return Err(format!(
                     "rendering took longer than {} s (a loop over large strings?); stopped waiting for it",
                     budget.as_secs_f64()
@@ -469,8 +471,8 @@ mod tests {
     #[test]
     fn output_of_exactly_the_cap_renders_and_one_byte_more_does_not() {
         assert_eq!(MAX_OUTPUT_BYTES, 1 << 20);
-        let kib = [("k", "x".repeat(1024))];
-        let kib = [(kib[0].0, kib[0].1.as_str())];
+        let value = "x".repeat(1024);
+        let kib = [("k", value.as_str())];
         let src = "{% for a in range(1024) %}{{ secrets.k }}{% endfor %}";
         assert_eq!(render_str(src, &kib).unwrap().len(), MAX_OUTPUT_BYTES);
         let e = render_str(&format!("{src}!"), &kib).unwrap_err();

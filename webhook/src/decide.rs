@@ -259,12 +259,12 @@ fn reinvoked(
 }
 
 fn hash16(s: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    use std::fmt::Write as _;
     let digest = Sha256::digest(s.as_bytes());
     let mut out = String::with_capacity(16);
     for b in &digest[..8] {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{b:02x}");
     }
     out
 }
