@@ -522,7 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn a_render_over_its_budget_is_given_up_and_holds_back_the_next() {
+    fn a_render_over_its_budget_is_given_up_and_holds_back_renders_until_it_ends() {
         // ~10 ms per replace of 1 MB: about 1,000 s of CPU within the fuel.
         let slow = "{% set x = 'x' * 1000000 %}{% for i in range(100000) %}{% set y = x | replace('x', 'yy') %}{% endfor %}";
         let none = Arc::new(Secrets::default());
@@ -533,6 +533,18 @@ mod tests {
         assert_eq!(
             render_within("{{ secrets.k }}", &Arc::new(s), budget).unwrap(),
             b"v"
+        );
+        // ~1 s: over the budget, abandoned, and once it ends renders run again.
+        let late = "{% set x = 'x' * 1000000 %}{% for i in range(100) %}{% set y = x | replace('x', 'yy') %}{% endfor %}";
+        let e = render_within(late, &none, budget).unwrap_err();
+        assert!(e.starts_with("rendering took longer than 0.3 s"), "{e}");
+        let recovered = (0..600).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            render_within("ok", &none, budget).is_ok()
+        });
+        assert!(
+            recovered,
+            "an abandoned render that ended still holds back renders"
         );
         let started = std::time::Instant::now();
         let e = render_within(slow, &none, budget).unwrap_err();
