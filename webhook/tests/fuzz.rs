@@ -544,7 +544,21 @@ fn fuzz_admission_reviews() {
             let mut again = r.clone();
             again["request"]["object"] = patched;
             again["request"]["operation"] = json!("CREATE");
-            let (status, body) = webhook.post(classic, again.to_string().into_bytes());
+            let again = again.to_string().into_bytes();
+            let over_limit = again.len() > MAX_BODY_BYTES;
+            let (status, body) = webhook.post(classic, again);
+            if over_limit {
+                // Padded to just under the limit, the pod grew past it with the agent added:
+                // the re-sent review is refused by size, with the limit named, never cut short.
+                prop_assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+                prop_assert!(
+                    String::from_utf8_lossy(&body).contains("3 MiB"),
+                    "{}",
+                    String::from_utf8_lossy(&body)
+                );
+                webhook.tally.add("re-sent over the limit");
+                return Ok(());
+            }
             prop_assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
             let resp: Value = serde_json::from_slice(&body).unwrap();
             prop_assert_eq!(
