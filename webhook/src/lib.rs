@@ -15,6 +15,7 @@ mod env_wrap;
 pub mod error;
 mod identity;
 pub mod inject_cli;
+mod large;
 pub mod logging;
 pub mod metrics;
 mod owner;

@@ -18,6 +18,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission::{self, Rejected};
+use crate::large;
 use crate::metrics::{AdmissionOutcome, Metrics};
 use crate::review::{Outcome, review};
 use crate::template::AgentTemplate;
@@ -88,15 +89,9 @@ fn bad(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
-/// Bodies larger than this are reviewed on the blocking pool, so a few huge
-/// requests cannot hold the async workers (and the timeout) hostage.
+/// Bodies larger than this are reviewed on the large-review thread ([`large`]),
+/// so a few huge requests cannot hold the async workers (and the timeout) hostage.
 const INLINE_BODY_BYTES: usize = 256 * 1024;
-
-/// Large reviews run one at a time: however many a pod author sends, they
-/// hold at most one core, and the others stay free for normal reviews and
-/// `/healthz` (BENCHMARKS.md, "hostile"). Queued ones still get the request
-/// timeout's 503.
-static LARGE_REVIEWS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 async fn admit(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
@@ -105,19 +100,14 @@ async fn admit(State(state): State<AppState>, body: Result<Bytes, BytesRejection
         Ok(bytes) if bytes.len() <= INLINE_BODY_BYTES => answer(&bytes, &state.template),
         Ok(bytes) => {
             let template = Arc::clone(&state.template);
-            // Never closed, so acquiring only waits.
-            let permit = LARGE_REVIEWS.acquire().await.ok();
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                answer(&bytes, &template)
-            })
-            .await
-            .unwrap_or_else(|e| {
-                Err(Rejected {
-                    status: 500,
-                    message: format!("the review task failed: {e}"),
+            large::review(move || answer(&bytes, &template))
+                .await
+                .unwrap_or_else(|| {
+                    Err(Rejected {
+                        status: 500,
+                        message: "internal error while reviewing a large admission request".into(),
+                    })
                 })
-            })
         }
     };
     let seconds = started.elapsed().as_secs_f64();

@@ -427,7 +427,7 @@ async fn json_nested_too_deep_is_reported_as_such() {
 
 #[tokio::test]
 async fn a_large_review_is_answered_like_a_small_one() {
-    // Over the inline threshold (256 KiB): reviewed on the blocking pool.
+    // Over the inline threshold (256 KiB): reviewed on the large-review thread.
     let app = routes::router(state(&[]));
     let mut pod = common::simple_pod();
     pod["metadata"]["annotations"]["padding.example/blob"] = json!("x".repeat(400 * 1024));
