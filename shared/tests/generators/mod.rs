@@ -687,8 +687,37 @@ const TEMPLATE_SOUP: &[&str] = &[
     "x",
 ];
 
+/// Leaves that build a large value (a MiB string, a 100,000-item list): fine
+/// once (the output cap and minijinja's limits answer them), but in a loop
+/// body each of up to [`FUEL`](secrets_injector_shared::template::FUEL)
+/// turns may copy or stringify it, so one case takes minutes (seen:
+/// `range(100000) | upper` in two nested loops, 175 s). The render time
+/// budget, tested on its own in `template.rs` and the agent, is what bounds
+/// those; here loop bodies and `set` values are drawn without them.
+const BIG_VALUE_EXPRS: &[&str] = &[
+    "'x' * 1048576",
+    "'x' * 1048577",
+    "'x' * 100000001",
+    "range(100000)",
+    "range(100001)",
+];
+
 fn template_expr() -> impl Strategy<Value = String> + Clone {
-    let leaf = select(TEMPLATE_EXPRS).prop_map(String::from);
+    expr_of(TEMPLATE_EXPRS.to_vec())
+}
+
+/// Expressions for a loop's body or a `set`: no large values (see [`BIG_VALUE_EXPRS`]).
+fn loop_body_expr() -> impl Strategy<Value = String> + Clone {
+    let small = TEMPLATE_EXPRS
+        .iter()
+        .copied()
+        .filter(|e| !BIG_VALUE_EXPRS.contains(e))
+        .collect();
+    expr_of(small)
+}
+
+fn expr_of(leaves: Vec<&'static str>) -> impl Strategy<Value = String> + Clone {
+    let leaf = select(leaves).prop_map(String::from);
     leaf.prop_recursive(4, 24, 3, |inner| {
         prop_oneof![
             (inner.clone(), select(TEMPLATE_FILTERS)).prop_map(|(e, f)| format!("{e} | {f}")),
@@ -716,9 +745,9 @@ pub fn template() -> impl Strategy<Value = String> + Clone {
         3 => template_expr().prop_map(|e| format!("{{{{ {e} }}}}")),
         1 => (template_expr(), template_expr())
             .prop_map(|(c, e)| format!("{{% if {c} %}}{{{{ {e} }}}}{{% else %}}x{{% endif %}}")),
-        1 => (template_expr(), template_expr())
+        1 => (template_expr(), loop_body_expr())
             .prop_map(|(it, e)| format!("{{% for x in {it} %}}{{{{ {e} }}}}{{% endfor %}}")),
-        1 => template_expr().prop_map(|e| format!("{{% set x = {e} %}}{{{{ x }}}}")),
+        1 => loop_body_expr().prop_map(|e| format!("{{% set x = {e} %}}{{{{ x }}}}")),
         1 => Just("{% for k, v in secrets.db | items %}{{ k }}={{ v }}\n{% endfor %}".to_string()),
         1 => Just("{% raw %}{{ not parsed }}{% endraw %}{# comment #}".to_string()),
     ];
@@ -736,8 +765,12 @@ pub fn template() -> impl Strategy<Value = String> + Clone {
         .prop_map(|((pre, mid, post, open, close), n)| {
             format!("{pre}{}{mid}{}{post}", open.repeat(n), close.repeat(n))
         });
-    let loops =
-        (1u32..4, select(vec![10u32, 1000, 100_000]), template_expr()).prop_map(|(d, n, e)| {
+    let loops = (
+        1u32..4,
+        select(vec![10u32, 1000, 100_000]),
+        loop_body_expr(),
+    )
+        .prop_map(|(d, n, e)| {
             let open = format!("{{% for i in range({n}) %}}").repeat(d as usize);
             format!("{open}{{{{ {e} }}}}{}", "{% endfor %}".repeat(d as usize))
         });
