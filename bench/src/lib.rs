@@ -5,6 +5,7 @@
 
 pub mod agentbench;
 pub mod bare;
+pub mod cold;
 pub mod cost;
 pub mod error;
 pub mod hostile;

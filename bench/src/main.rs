@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrets_injector_bench::report::{Row, markdown};
 use secrets_injector_bench::suite::{self, Opts, Paths};
-use secrets_injector_bench::{Error, bare, hostile, measure, proxy, quota, rss, storm, tls};
+use secrets_injector_bench::{Error, bare, cold, hostile, measure, proxy, quota, rss, storm, tls};
 
 #[derive(Parser)]
 #[command(version, about = "secrets-injector benchmarks: numbers, side by side")]
@@ -32,6 +32,8 @@ enum Cmd {
     Fleet(FleetArgs),
     /// Agent vs the AWS CLI loop, boto3 and the Secrets Manager Agent.
     Agent(RunArgs),
+    /// One pod's cold start: the agent vs a signed curl making the same call.
+    Cold(RunArgs),
     /// Release binary sizes.
     Sizes(RunArgs),
     /// Start overhead of the env wrapper (exec of `true` through it vs directly).
@@ -244,6 +246,7 @@ async fn run(cmd: Cmd) -> Result<(), Error> {
             let m = measure::Measured {
                 wall_ns: u64::try_from(r.wall.as_nanos()).unwrap_or(u64::MAX),
                 max_rss_kib: r.max_rss_kib,
+                cpu_ns: u64::try_from(r.cpu.as_nanos()).unwrap_or(u64::MAX),
                 success: r.status.success(),
             };
             println!(
@@ -259,6 +262,7 @@ async fn run(cmd: Cmd) -> Result<(), Error> {
             rows.extend(suite::https(&p, &o).await?);
             rows.extend(hostile::suite(&p, &o).await?);
             rows.extend(suite::agent(&p, &o).await?);
+            rows.extend(cold::suite(&p, o.reps.max(20))?);
             rows.extend(suite::wrapper(&p, &o)?);
         }
         Cmd::Review(a) => rows.extend(suite::review(&opts(&a)).await?),
@@ -272,6 +276,7 @@ async fn run(cmd: Cmd) -> Result<(), Error> {
         }
         Cmd::Agent(a) => rows.extend(suite::agent(&paths(&a)?, &opts(&a)).await?),
         Cmd::Sizes(a) => rows.extend(suite::sizes(&paths(&a)?)),
+        Cmd::Cold(a) => rows.extend(cold::suite(&paths(&a)?, a.reps.max(20))?),
         Cmd::Wrapper(a) => rows.extend(suite::wrapper(&paths(&a)?, &opts(&a))?),
     }
     println!("\n## summary\n\n{}", markdown(&rows));

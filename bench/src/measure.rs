@@ -14,12 +14,19 @@ use crate::Error;
 pub struct Measured {
     pub wall_ns: u64,
     pub max_rss_kib: u64,
+    /// User + system CPU of the command's tree.
+    #[serde(default)]
+    pub cpu_ns: u64,
     pub success: bool,
 }
 
 impl Measured {
     pub fn wall(&self) -> Duration {
         Duration::from_nanos(self.wall_ns)
+    }
+
+    pub fn cpu(&self) -> Duration {
+        Duration::from_nanos(self.cpu_ns)
     }
 }
 

@@ -40,6 +40,8 @@ pub fn of_pid(pid: u32) -> Result<Mem, Error> {
 pub struct Run {
     pub wall: Duration,
     pub max_rss_kib: u64,
+    /// User + system CPU time of the tree.
+    pub cpu: Duration,
     pub status: ExitStatus,
 }
 
@@ -57,8 +59,14 @@ pub fn run_measured(mut cmd: Command) -> Result<Run, Error> {
     Ok(Run {
         wall,
         max_rss_kib: u64::try_from(usage.max_rss()).unwrap_or(0),
+        cpu: timeval(usage.user_time()) + timeval(usage.system_time()),
         status,
     })
+}
+
+fn timeval(t: nix::sys::time::TimeVal) -> Duration {
+    let micros = t.tv_sec() as i128 * 1_000_000 + t.tv_usec() as i128;
+    Duration::from_micros(u64::try_from(micros).unwrap_or(0))
 }
 
 /// File size in bytes.

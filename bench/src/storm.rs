@@ -5,7 +5,7 @@
 //! **soak** of one sidecar over 1,000 refreshes (RSS at the start and end).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -206,6 +206,8 @@ pub async fn refresh(paths: &Paths, m: usize) -> Result<Vec<Row>, Error> {
         ..agentbench::agent_config(SECRETS, PARAMS)?
     };
     let mut sidecars = Vec::with_capacity(m);
+    let mut mounts = Vec::with_capacity(m);
+    let started = Instant::now();
     for i in 0..m {
         let pod = AgentRoot::new(&env, &format!("sidecar-{i:04}"), &cfg)?;
         // A few log lines a round: far below the pipe's buffer over three intervals.
@@ -217,9 +219,22 @@ pub async fn refresh(paths: &Paths, m: usize) -> Result<Vec<Row>, Error> {
             &[],
             Stdio::piped(),
         )?);
+        mounts.push(pod.mount);
     }
-    // The storm's own start is the rollout; measure the steady state after it.
-    tokio::time::sleep(interval / 2).await;
+    // The storm's own start is the rollout; measure the steady state after
+    // it: from when every sidecar has written its files.
+    let written = wait_all_written(mounts, STARTUP_DEADLINE).await?;
+    println!(
+        "all {m} sidecars wrote their files {} after the first was spawned",
+        fmt_dur(started.elapsed())
+    );
+    if written < m {
+        let _ = stop_and_count_rewrites(sidecars).await;
+        return Err(Error::Measure(format!(
+            "only {written} of {m} sidecars wrote their files within {} s",
+            STARTUP_DEADLINE.as_secs()
+        )));
+    }
     let from = front.calls.snapshot().last().map_or(0, |c| c.at_ms);
     tokio::time::sleep(interval * 3).await;
     let calls = front.calls.snapshot();
@@ -255,6 +270,26 @@ pub async fn refresh(paths: &Paths, m: usize) -> Result<Vec<Row>, Error> {
             rewrites == 0,
         ),
     ])
+}
+
+/// How long the refresh storm waits for every sidecar's first write (the
+/// agent's default startup timeout).
+const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Poll until every mount holds all its files or `deadline` passes; how many do.
+async fn wait_all_written(mounts: Vec<PathBuf>, deadline: Duration) -> Result<usize, Error> {
+    tokio::task::spawn_blocking(move || {
+        let until = Instant::now() + deadline;
+        let mut pending = mounts;
+        let total = pending.len();
+        while !pending.is_empty() && Instant::now() < until {
+            pending.retain(|m| agentbench::files_with_canary(m) != SECRETS + PARAMS);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        total - pending.len()
+    })
+    .await
+    .map_err(|e| Error::Measure(format!("waiting for sidecars: {e}")))
 }
 
 /// Stop the sidecars; the refresh rounds that rewrote the files, from their
