@@ -5,7 +5,7 @@
 #   ASM_AGENT_BIN=/path/to/aws_secretsmanager_agent  compare with the AWS
 #   Secrets Manager Agent (skipped when unset).
 #   scripts/bench.sh [SUITE] [ARGS...]: SUITE is all (the default), review,
-#   https, hostile, agent, sizes, wrapper or fleet (the rollout and refresh
+#   https, hostile, agent, cold (one start vs curl), sizes, wrapper or fleet (the rollout and refresh
 #   storms and the soak, docs/scale.md); ARGS go to `secrets-injector-bench
 #   SUITE` (see its `--help`).
 set -euo pipefail
@@ -38,7 +38,7 @@ free -h
 
 suite=all
 case "${1:-}" in
-  all | review | https | hostile | agent | sizes | wrapper | fleet) suite="$1"; shift ;;
+  all | review | https | hostile | agent | cold | sizes | wrapper | fleet) suite="$1"; shift ;;
 esac
 
 step "benchmarks: $suite"

@@ -211,16 +211,22 @@ fn checked_pem(pem: &[u8], origin: &str) -> Result<Vec<u8>, Error> {
     Ok(pem.to_vec())
 }
 
+/// The SDK's trust store takes PEM only, so every start encodes the ~150
+/// compiled-in roots (and the SDK decodes them again): one allocation each,
+/// no per-line copies (BENCHMARKS.md, "cold start").
 fn to_pem(der: &CertificateDer<'_>) -> Vec<u8> {
     use base64::Engine as _;
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----\n";
+    const END: &[u8] = b"-----END CERTIFICATE-----\n";
     let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
+    let mut out = Vec::with_capacity(BEGIN.len() + b64.len() + b64.len() / 64 + 1 + END.len());
+    out.extend_from_slice(BEGIN);
+    for line in b64.as_bytes().chunks(64) {
+        out.extend_from_slice(line);
+        out.push(b'\n');
     }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out.into_bytes()
+    out.extend_from_slice(END);
+    out
 }
 
 /// HTTPS client on rustls + ring with our roots, for every AWS call (services,
@@ -684,9 +690,14 @@ mod tests {
 
     #[test]
     fn compiled_roots_are_valid_pem() {
-        let der = &webpki_root_certs::TLS_SERVER_ROOT_CERTS[0];
-        let pem = to_pem(der);
-        assert!(checked_pem(&pem, "test").is_ok());
+        for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+            let pem = to_pem(der);
+            assert!(checked_pem(&pem, "test").is_ok());
+            let back = CertificateDer::from_pem_slice(&pem).expect("one certificate");
+            assert_eq!(back.as_ref(), der.as_ref(), "PEM round trip");
+            let text = String::from_utf8(pem).expect("ASCII");
+            assert!(text.lines().all(|l| l.len() <= 64), "lines of at most 64");
+        }
         assert!(trust_store(&Env::default()).is_ok());
     }
 }

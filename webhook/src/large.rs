@@ -71,7 +71,12 @@ mod tests {
         // Field 19 of /proc/thread-self/stat is the thread's nice value.
         let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
         let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
-        after_name.split(' ').nth(16).expect("nice").parse().expect("number")
+        after_name
+            .split(' ')
+            .nth(16)
+            .expect("nice")
+            .parse()
+            .expect("number")
     }
 
     #[tokio::test]
