@@ -100,14 +100,21 @@ async fn admit(State(state): State<AppState>, body: Result<Bytes, BytesRejection
         Ok(bytes) if bytes.len() <= INLINE_BODY_BYTES => answer(&bytes, &state.template),
         Ok(bytes) => {
             let template = Arc::clone(&state.template);
-            large::review(move || answer(&bytes, &template))
-                .await
-                .unwrap_or_else(|| {
-                    Err(Rejected {
-                        status: 500,
-                        message: "internal error while reviewing a large admission request".into(),
-                    })
-                })
+            match large::review(move || answer(&bytes, &template)).await {
+                Ok(answered) => answered,
+                Err(large::Refused::Busy) => Err(Rejected {
+                    status: 503,
+                    message: format!(
+                        "busy: {} large (over {} KiB) admission requests are already waiting to be reviewed",
+                        large::QUEUE,
+                        INLINE_BODY_BYTES >> 10
+                    ),
+                }),
+                Err(large::Refused::Failed) => Err(Rejected {
+                    status: 500,
+                    message: "internal error while reviewing a large admission request".into(),
+                }),
+            }
         }
     };
     let seconds = started.elapsed().as_secs_f64();
