@@ -187,7 +187,15 @@ mod tests {
         assert_eq!(worker.review(|| 9).await, Err(Refused::Busy));
         release.send(()).expect("release");
         busy.await.expect("blocker");
+        // The queued jobs run after the blocker (taken off the queue first).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ran.iter().all(|f| f.load(Ordering::SeqCst)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the queued jobs never ran"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         assert_eq!(worker.review(|| 9).await, Ok(9), "room again");
-        assert!(ran.iter().all(|f| f.load(Ordering::SeqCst)));
     }
 }

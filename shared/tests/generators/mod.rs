@@ -34,7 +34,35 @@ pub fn fuzz<S: Strategy>(
     };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let start = std::time::Instant::now();
-    let result = runner.run(&strategy, test);
+    // FUZZ_SLOW_MS=N: print every case slower than N ms, and a progress line
+    // every 100,000 cases (for the long runs; the inputs hold no secret values).
+    let slow = std::env::var("FUZZ_SLOW_MS")
+        .ok()
+        .and_then(|v| v.parse::<u128>().ok());
+    let done = std::cell::Cell::new(0u64);
+    let timed = |v: S::Value| {
+        let Some(limit) = slow else {
+            return test(v);
+        };
+        let shown = format!("{v:?}");
+        let t = std::time::Instant::now();
+        let result = test(v);
+        let ms = t.elapsed().as_millis();
+        if ms > limit {
+            let head: String = shown.chars().take(2000).collect();
+            eprintln!("fuzz {name}: slow case, {ms} ms: {head}");
+        }
+        done.set(done.get() + 1);
+        if done.get() % 100_000 == 0 {
+            eprintln!(
+                "fuzz {name}: {} cases, {:.0} s",
+                done.get(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+        result
+    };
+    let result = runner.run(&strategy, timed);
     eprintln!(
         "fuzz {name}: {cases} cases, {:.1} s, {}",
         start.elapsed().as_secs_f64(),
