@@ -53,7 +53,7 @@ pub fn fuzz<S: Strategy>(
             eprintln!("fuzz {name}: slow case, {ms} ms: {head}");
         }
         done.set(done.get() + 1);
-        if done.get() % 100_000 == 0 {
+        if done.get().is_multiple_of(100_000) {
             eprintln!(
                 "fuzz {name}: {} cases, {:.0} s",
                 done.get(),
