@@ -34,18 +34,46 @@ pub fn fuzz<S: Strategy>(
     };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let start = std::time::Instant::now();
-    // FUZZ_SLOW_MS=N: print every case slower than N ms, and a progress line
-    // every 100,000 cases (for the long runs; the inputs hold no secret values).
+    // FUZZ_SLOW_MS=N: print every case slower than N ms, one still running
+    // after 10 N ms, and a progress line every 100,000 cases (for the long
+    // runs; the inputs hold no secret values).
     let slow = std::env::var("FUZZ_SLOW_MS")
         .ok()
         .and_then(|v| v.parse::<u128>().ok());
     let done = std::cell::Cell::new(0u64);
+    // The case in progress, for a watchdog that names one that never ends.
+    let current = std::sync::Arc::new(std::sync::Mutex::new((
+        std::time::Instant::now(),
+        String::new(),
+    )));
+    if let Some(limit) = slow {
+        let current = std::sync::Arc::clone(&current);
+        let name = name.to_string();
+        std::thread::spawn(move || {
+            let mut reported = String::new();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let (since, input) = match current.lock() {
+                    Ok(c) => (c.0, c.1.clone()),
+                    Err(_) => return,
+                };
+                let ms = since.elapsed().as_millis();
+                if ms > limit.saturating_mul(10) && input != reported {
+                    eprintln!("fuzz {name}: still running after {ms} ms: {input}");
+                    reported = input;
+                }
+            }
+        });
+    }
     let timed = |v: S::Value| {
         let Some(limit) = slow else {
             return test(v);
         };
         let shown = format!("{v:?}");
         let t = std::time::Instant::now();
+        if let Ok(mut c) = current.lock() {
+            *c = (t, shown.chars().take(2000).collect());
+        }
         let result = test(v);
         let ms = t.elapsed().as_millis();
         if ms > limit {
