@@ -169,12 +169,19 @@ pub fn render(source: &str, secrets: &Secrets) -> Result<Vec<u8>, String> {
         .map_err(|e| compile_message(&e))?;
     let ctx = minijinja::context! { secrets => Value::from_serialize(&secrets.0) };
     let mut out = Capped::default();
-    match tmpl.render_captured_to(ctx, &mut out) {
-        Ok(_) => Ok(out.buf),
-        Err(_) if out.over => Err(format!(
+    let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tmpl.render_captured_to(ctx, &mut out)
+    }));
+    match rendered {
+        Ok(Ok(_)) => Ok(out.buf),
+        Ok(Err(_)) | Err(_) if out.over => Err(format!(
             "the output is larger than {MAX_OUTPUT_BYTES} bytes"
         )),
-        Err(e) => Err(render_message(&e, source)),
+        Ok(Err(e)) => Err(render_message(&e, source)),
+        // A panic in the engine itself (e.g. minijinja's `len * n` when a
+        // sequence is repeated ~10^19 times overflows in a debug build): the
+        // template fails, the process goes on.
+        Err(_) => Err("the template engine failed on this template (an internal error)".into()),
     }
 }
 
@@ -275,6 +282,13 @@ fn quote(line: &str) -> String {
 }
 
 /// A writer that refuses to grow past [`MAX_OUTPUT_BYTES`].
+///
+/// Past the cap it unwinds instead of returning an error: minijinja prints a
+/// sequence through `fmt::DebugList`, which keeps pulling items after a
+/// write fails, and `[1] * 9223372036854775807` is a lazy sequence of ~10^19
+/// items that fuel does not meter (one instruction), so an error alone
+/// leaves the render walking it for ever. `resume_unwind` skips the panic
+/// hook (the agent's would report a crash); [`render`] catches it.
 #[derive(Default)]
 struct Capped {
     buf: Vec<u8>,
@@ -285,7 +299,7 @@ impl io::Write for Capped {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         if self.buf.len() + b.len() > MAX_OUTPUT_BYTES {
             self.over = true;
-            return Err(io::Error::other("output size cap"));
+            std::panic::resume_unwind(Box::new("output size cap"));
         }
         self.buf.extend_from_slice(b);
         Ok(b.len())
@@ -300,6 +314,30 @@ mod tests {
     use super::*;
 
     const CANARY: &str = "canary-Zq8v-not-for-logs";
+
+    #[test]
+    fn a_sequence_repeated_beyond_any_size_stops_at_the_output_cap() {
+        // ~10^19 items, one fuel step: before, the render never ended.
+        let db = secrets(&[("db", r#"{"u":"a","p":"b"}"#)]);
+        for src in [
+            "{{ [1] * 9223372036854775807 }}",
+            "{% for i in range(3) %}{{ ((9223372036854775807 + 1 - x is defined) * [secrets.db.u]) }}{% endfor %}",
+        ] {
+            assert_eq!(
+                render(src, &db),
+                Err(format!("the output is larger than {MAX_OUTPUT_BYTES} bytes")),
+                "{src}"
+            );
+        }
+        // Two items × 2^63 - 1 overflows minijinja's length: a panic in a
+        // debug build (the engine error), a wrapped length in release (the cap).
+        let r = render("{{ (secrets.db | items) * 9223372036854775807 }}", &db);
+        assert!(
+            matches!(&r, Err(e) if e.contains("larger than") || e.contains("internal error")),
+            "{r:?}"
+        );
+        assert!(!format!("{r:?}").contains("\"a\""), "no value in {r:?}");
+    }
 
     fn secrets(pairs: &[(&str, &str)]) -> Secrets {
         let mut s = Secrets::default();
