@@ -325,7 +325,9 @@ mod tests {
         ] {
             assert_eq!(
                 render(src, &db),
-                Err(format!("the output is larger than {MAX_OUTPUT_BYTES} bytes")),
+                Err(format!(
+                    "the output is larger than {MAX_OUTPUT_BYTES} bytes"
+                )),
                 "{src}"
             );
         }
