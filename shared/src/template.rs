@@ -101,9 +101,26 @@ pub fn check(source: &str) -> Result<(), String> {
         ));
     }
     let env = environment();
-    env.template_from_str(source)
-        .map(|_| ())
-        .map_err(|e| compile_message(&e))
+    compile(&env, source).map(|_| ())
+}
+
+/// Compile `source`. minijinja counts columns in a `u16`, so a syntax error
+/// at the end of a 65,535-character line overflows it: a panic in a debug
+/// build, a wrapped column in release. Caught here, so it is a template
+/// error in every build (found by the webhook's fuzz run in CI).
+fn compile<'e, 's>(
+    env: &'e Environment<'static>,
+    source: &'s str,
+) -> Result<minijinja::Template<'e, 's>, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        env.template_from_str(source)
+    })) {
+        Ok(compiled) => compiled.map_err(|e| compile_message(&e)),
+        Err(_) => Err(
+            "syntax error: the template cannot be parsed (a line of 65,535 characters or more?)"
+                .into(),
+        ),
+    }
 }
 
 fn compile_message(e: &minijinja::Error) -> String {
@@ -164,9 +181,7 @@ fn secret_value(bytes: &[u8]) -> Value {
 /// Render `source` with `secrets[<name>]` bound to `secrets`.
 pub fn render(source: &str, secrets: &Secrets) -> Result<Vec<u8>, String> {
     let env = environment();
-    let tmpl = env
-        .template_from_str(source)
-        .map_err(|e| compile_message(&e))?;
+    let tmpl = compile(&env, source)?;
     let ctx = minijinja::context! { secrets => Value::from_serialize(&secrets.0) };
     let mut out = Capped::default();
     let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -314,6 +329,19 @@ mod tests {
     use super::*;
 
     const CANARY: &str = "canary-Zq8v-not-for-logs";
+
+    #[test]
+    fn a_syntax_error_at_the_end_of_a_line_as_long_as_the_limit_is_a_template_error() {
+        // An unterminated string running to column 65,535 (a u16 in minijinja).
+        let src = format!("{{{{ '{}", "x".repeat(MAX_TEMPLATE_BYTES - 4));
+        assert_eq!(src.len(), MAX_TEMPLATE_BYTES);
+        let checked = check(&src);
+        assert!(
+            matches!(&checked, Err(e) if e.starts_with("syntax error")),
+            "{checked:?}"
+        );
+        assert_eq!(render(&src, &Secrets::default()).err(), checked.err());
+    }
 
     #[test]
     fn a_sequence_repeated_beyond_any_size_stops_at_the_output_cap() {
