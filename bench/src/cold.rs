@@ -33,75 +33,79 @@ fn static_keys(pod: &mut PodEnv) {
         .push(("AWS_SECRET_ACCESS_KEY".into(), "bench".into()));
 }
 
-/// `curl` arguments for the agent's call: one signed `BatchGetSecretValue`
-/// of the first `n` secrets, the answer written to `out`.
-fn curl_args(endpoint: &str, n: usize, out: &Path) -> Vec<String> {
-    let ids: Vec<String> = (0..n).map(agentbench::sm_id).collect();
-    let body = serde_json::json!({ "SecretIdList": ids }).to_string();
-    [
-        "-sS",
-        "--fail-with-body",
-        "--aws-sigv4",
-        "aws:amz:us-east-1:secretsmanager",
-        "--user",
-        "bench:bench",
-        "-H",
-        "Content-Type: application/x-amz-json-1.1",
-        "-H",
-        "X-Amz-Target: secretsmanager.BatchGetSecretValue",
-        "--data-binary",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([body, "-o".into(), out.to_string_lossy().into_owned()])
-    .chain([format!("{endpoint}/")])
-    .collect()
+/// One `curl` POST to the emulator, and what its answer must hold.
+struct CurlCall {
+    /// Output directory under the pod's, and the file written in it.
+    out: (&'static str, &'static str),
+    /// Flags between `-sS --fail-with-body` and `--data-binary`.
+    flags: &'static [&'static str],
+    body: String,
+    /// The answer holds this exactly `times` times (the call really answered).
+    expect: &'static str,
+    times: usize,
 }
 
-fn run_curl(self_exe: &Path, curl: &Path, pod: &PodEnv, endpoint: &str) -> Result<Measured, Error> {
-    let out = pod.out_dir("curl-out")?.join("batch.json");
-    let m = measure::run(
-        self_exe,
-        curl,
-        &curl_args(endpoint, SECRETS, &out),
-        &pod.env,
-    )?;
-    expect_in(&out, CANARY, SECRETS)?;
-    Ok(m)
-}
+impl CurlCall {
+    /// The agent's call with static keys: one signed `BatchGetSecretValue`
+    /// of the first `n` secrets.
+    fn batch(n: usize) -> CurlCall {
+        let ids: Vec<String> = (0..n).map(agentbench::sm_id).collect();
+        CurlCall {
+            out: ("curl-out", "batch.json"),
+            flags: &[
+                "--aws-sigv4",
+                "aws:amz:us-east-1:secretsmanager",
+                "--user",
+                "bench:bench",
+                "-H",
+                "Content-Type: application/x-amz-json-1.1",
+                "-H",
+                "X-Amz-Target: secretsmanager.BatchGetSecretValue",
+            ],
+            body: serde_json::json!({ "SecretIdList": ids }).to_string(),
+            expect: CANARY,
+            times: n,
+        }
+    }
 
-/// `curl` arguments for IRSA's first call: `AssumeRoleWithWebIdentity`
-/// (unsigned, as the SDK sends it), the answer written to `out`.
-fn sts_args(endpoint: &str, out: &Path) -> Vec<String> {
-    let form = format!(
-        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}\
-         &RoleSessionName=bench&WebIdentityToken=bench-web-identity-token",
-        agentbench::ROLE_ARN
-    );
-    [
-        "-sS",
-        "--fail-with-body",
-        "-H",
-        "Content-Type: application/x-www-form-urlencoded",
-        "--data-binary",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([form, "-o".into(), out.to_string_lossy().into_owned()])
-    .chain([format!("{endpoint}/")])
-    .collect()
-}
+    /// IRSA's first call: `AssumeRoleWithWebIdentity`, unsigned, as the SDK sends it.
+    fn sts() -> CurlCall {
+        CurlCall {
+            out: ("sts-out", "sts.xml"),
+            flags: &["-H", "Content-Type: application/x-www-form-urlencoded"],
+            body: format!(
+                "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}\
+                 &RoleSessionName=bench&WebIdentityToken=bench-web-identity-token",
+                agentbench::ROLE_ARN
+            ),
+            expect: "<SessionToken>",
+            times: 1,
+        }
+    }
 
-fn run_sts_curl(
-    self_exe: &Path,
-    curl: &Path,
-    pod: &PodEnv,
-    endpoint: &str,
-) -> Result<Measured, Error> {
-    let out = pod.out_dir("sts-out")?.join("sts.xml");
-    let m = measure::run(self_exe, curl, &sts_args(endpoint, &out), &pod.env)?;
-    expect_in(&out, "<SessionToken>", 1)?;
-    Ok(m)
+    fn args(&self, endpoint: &str, out: &Path) -> Vec<String> {
+        ["-sS", "--fail-with-body"]
+            .iter()
+            .chain(self.flags)
+            .map(|s| s.to_string())
+            .chain(["--data-binary".into(), self.body.clone()])
+            .chain(["-o".into(), out.to_string_lossy().into_owned()])
+            .chain([format!("{endpoint}/")])
+            .collect()
+    }
+
+    fn run(
+        &self,
+        self_exe: &Path,
+        curl: &Path,
+        pod: &PodEnv,
+        endpoint: &str,
+    ) -> Result<Measured, Error> {
+        let out = pod.out_dir(self.out.0)?.join(self.out.1);
+        let m = measure::run(self_exe, curl, &self.args(endpoint, &out), &pod.env)?;
+        expect_in(&out, self.expect, self.times)?;
+        Ok(m)
+    }
 }
 
 /// `file` holds `what` exactly `n` times (the call really answered).
@@ -201,8 +205,9 @@ pub fn suite(paths: &Paths, reps: usize) -> Result<Vec<Row>, Error> {
     static_keys(&mut keys);
     let agent =
         |pod: &PodEnv| agentbench::run_agent(&paths.self_exe, &paths.agent_bin, pod, SECRETS, 0);
-    let batch = || run_curl(&paths.self_exe, &curl, &keys, &endpoint);
-    let sts = || run_sts_curl(&paths.self_exe, &curl, &irsa, &endpoint);
+    let (batch_call, sts_call) = (CurlCall::batch(SECRETS), CurlCall::sts());
+    let batch = || batch_call.run(&paths.self_exe, &curl, &keys, &endpoint);
+    let sts = || sts_call.run(&paths.self_exe, &curl, &irsa, &endpoint);
     let mut runs: [Vec<Measured>; 4] = Default::default();
     for round in 0..WARM_UP + reps.max(1) {
         let got = [agent(&keys)?, batch()?, agent(&irsa)?, sts()?];
@@ -247,7 +252,7 @@ mod tests {
 
     #[test]
     fn curl_makes_one_signed_batch_call_for_every_secret() {
-        let args = curl_args("http://127.0.0.1:5000", 3, Path::new("/tmp/o.json"));
+        let args = CurlCall::batch(3).args("http://127.0.0.1:5000", Path::new("/tmp/o.json"));
         let joined = args.join(" ");
         assert!(joined.contains("--aws-sigv4 aws:amz:us-east-1:secretsmanager"));
         assert!(joined.contains("X-Amz-Target: secretsmanager.BatchGetSecretValue"));
@@ -264,7 +269,7 @@ mod tests {
 
     #[test]
     fn the_sts_floor_asks_for_the_role_the_agent_assumes() {
-        let args = sts_args("http://127.0.0.1:5000", Path::new("/tmp/s.xml"));
+        let args = CurlCall::sts().args("http://127.0.0.1:5000", Path::new("/tmp/s.xml"));
         let form = &args[args.iter().position(|a| a == "--data-binary").unwrap() + 1];
         assert!(
             form.starts_with("Action=AssumeRoleWithWebIdentity&"),
