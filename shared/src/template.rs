@@ -189,7 +189,8 @@ pub fn render(source: &str, secrets: &Secrets) -> Result<Vec<u8>, String> {
     }));
     match rendered {
         Ok(Ok(_)) => Ok(out.buf),
-        Ok(Err(_)) | Err(_) if out.over => Err(format!(
+        // `Capped` unwinds past the cap (it never returns an error).
+        Err(_) if out.over => Err(format!(
             "the output is larger than {MAX_OUTPUT_BYTES} bytes"
         )),
         Ok(Err(e)) => Err(render_message(&e, source)),
