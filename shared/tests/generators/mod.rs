@@ -53,6 +53,10 @@ pub fn fuzz<S: Strategy>(
             let mut reported = String::new();
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
+                // The run has ended (its handle is gone): so does the watchdog.
+                if std::sync::Arc::strong_count(&current) == 1 {
+                    return;
+                }
                 let (since, input) = match current.lock() {
                     Ok(c) => (c.0, c.1.clone()),
                     Err(_) => return,
