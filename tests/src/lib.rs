@@ -13,6 +13,7 @@ pub mod pods;
 pub mod seed;
 pub mod webhook;
 
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,13 +69,24 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     p
 }
 
-/// A free loopback port (bound then released; racy only against other processes).
+/// A free loopback port (bound then released), never the same one twice in
+/// this process: tests run in parallel, and the kernel may hand a released
+/// port out again before the first caller's server has bound it. Racy only
+/// against other processes.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Wait until something accepts TCP connections on `addr`.
@@ -89,7 +101,13 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     false
 }
 
-/// A moto server (the AWS emulator) on a free loopback port, killed on drop.
+/// The port in werkzeug's start-up line ` * Running on http://127.0.0.1:PORT`.
+fn moto_port(line: &str) -> Option<u16> {
+    let (_, rest) = line.split_once("Running on http://127.0.0.1:")?;
+    rest.trim().trim_end_matches('/').parse().ok()
+}
+
+/// A moto server (the AWS emulator) on a loopback port of its own, killed on drop.
 #[derive(Debug)]
 pub struct Moto {
     child: Child,
@@ -103,25 +121,46 @@ impl Moto {
     }
 
     /// Start with extra environment (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`).
+    ///
+    /// The server binds port 0 and the port is read from its start-up line, so
+    /// it is the one this child listens on: with a port picked beforehand, two
+    /// tests starting at once could be handed the same port, and the second
+    /// would talk to the first one's server until that one was dropped.
     pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
-        let bin = tool("moto_server");
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new(&bin)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .envs(env.iter().copied())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start moto_server");
-            let mut moto = Moto { child, port };
-            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            if wait_for_port(addr, Duration::from_secs(20)) {
-                return moto;
+        let mut child = Command::new(tool("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start moto_server");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads on until the server exits: werkzeug logs every request to
+        // stderr, and a full pipe would block the server.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = moto_port(&line)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
             }
-            let _ = moto.child.kill();
+        });
+        let mut moto = Moto { child, port: 0 };
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(port) => moto.port = port,
+            Err(_) => panic!("moto_server did not report a listening port within 60 s"),
         }
-        panic!("moto_server did not start on a loopback port");
+        let addr: SocketAddr = ([127, 0, 0, 1], moto.port).into();
+        assert!(
+            wait_for_port(addr, Duration::from_secs(20)),
+            "moto_server reported port {} but does not accept connections there",
+            moto.port
+        );
+        moto
     }
 
     /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
@@ -292,5 +331,43 @@ mod tests {
         assert!(pki.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(pki.key_pem.contains("PRIVATE KEY"));
         assert_ne!(pki.ca_pem, pki.cert_pem);
+    }
+
+    #[test]
+    fn the_moto_port_is_read_from_the_start_up_line_only() {
+        assert_eq!(
+            moto_port(" * Running on http://127.0.0.1:38353"),
+            Some(38353)
+        );
+        assert_eq!(
+            moto_port(" * Running on http://127.0.0.1:38353/\r"),
+            Some(38353)
+        );
+        assert_eq!(moto_port("WARNING: This is a development server."), None);
+        assert_eq!(moto_port("127.0.0.1 - - \"GET / HTTP/1.1\" 200 -"), None);
+        assert_eq!(moto_port(" * Running on http://127.0.0.1:99999"), None);
+    }
+
+    #[test]
+    fn free_port_never_hands_out_a_port_twice() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len());
+    }
+
+    #[test]
+    fn two_moto_servers_started_at_once_listen_on_ports_of_their_own() {
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(Moto::start);
+            let b = s.spawn(Moto::start);
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_ne!(a.port, b.port);
+        drop(b);
+        // The survivor still answers: each test's endpoint is its own server.
+        let addr: SocketAddr = ([127, 0, 0, 1], a.port).into();
+        assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
     }
 }
