@@ -81,6 +81,9 @@ struct RunArgs {
     /// Seconds per HTTPS load phase.
     #[arg(long, env = "SECRETS_INJECTOR_BENCH_PHASE_SECS", default_value_t = 5)]
     phase_secs: u64,
+    /// Run only the saturation phase of `https` (e.g. under `perf record`).
+    #[arg(long)]
+    saturation_only: bool,
     /// Repetitions of each timed agent/boto3/ASM-agent run.
     #[arg(long, env = "SECRETS_INJECTOR_BENCH_REPS", default_value_t = 10)]
     reps: usize,
@@ -211,6 +214,7 @@ fn opts(a: &RunArgs) -> Opts {
         cli_reps: a.cli_reps.max(1),
         review_iters: a.review_iters.max(100),
         wrapper_runs: a.wrapper_runs.max(10),
+        saturation_only: a.saturation_only,
     }
 }
 

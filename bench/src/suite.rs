@@ -35,6 +35,8 @@ pub struct Opts {
     pub cli_reps: usize,
     pub review_iters: usize,
     pub wrapper_runs: usize,
+    /// `https` runs its saturation phase only.
+    pub saturation_only: bool,
 }
 
 const MIB: u64 = 1024;
@@ -231,14 +233,18 @@ pub async fn https(paths: &Paths, opts: &Opts) -> Result<Vec<Row>, Error> {
     run_phase(Phase::Saturate, &wh_target, &warm).await;
 
     let mut rows = Vec::new();
-    let phases = [
-        Phase::Rate(500),
-        Phase::Rate(1000),
-        Phase::Rate(2000),
-        Phase::Saturate,
-        Phase::Handshake,
-    ];
-    for phase in phases {
+    let phases: &[Phase] = if opts.saturation_only {
+        &[Phase::Saturate]
+    } else {
+        &[
+            Phase::Rate(500),
+            Phase::Rate(1000),
+            Phase::Rate(2000),
+            Phase::Saturate,
+            Phase::Handshake,
+        ]
+    };
+    for &phase in phases {
         let fresh = |t: &Target| match phase {
             Phase::Handshake => Target {
                 tls: full.clone(),
