@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use k8s_openapi::api::core::v1::Pod;
-use kube::core::admission::AdmissionRequest;
+use kube::core::admission::{AdmissionRequest, Operation};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -177,17 +177,28 @@ fn outcome_label(outcome: &Outcome) -> AdmissionOutcome {
     }
 }
 
+/// The operation's name in the log line (`Create`, as its `Debug` prints it).
+fn operation_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "Create",
+        Operation::Update => "Update",
+        Operation::Delete => "Delete",
+        Operation::Connect => "Connect",
+    }
+}
+
 fn log_admission(req: &AdmissionRequest<Pod>, outcome: AdmissionOutcome, seconds: f64) {
     let meta = req.object.as_ref().map(|o| &o.metadata);
     let name = meta
         .and_then(|m| m.name.as_deref())
         .unwrap_or(req.name.as_str());
     let generate_name = meta.and_then(|m| m.generate_name.as_deref()).unwrap_or("");
+    // Strings, not `%`/`?` captures: recorded as they are, not formatted first.
     tracing::info!(
-        uid = %req.uid,
+        uid = req.uid.as_str(),
         namespace = req.namespace.as_deref().unwrap_or(""),
-        kind = %req.kind.kind,
-        operation = ?req.operation,
+        kind = req.kind.kind.as_str(),
+        operation = operation_name(&req.operation),
         pod = name,
         generate_name,
         dry_run = req.dry_run,

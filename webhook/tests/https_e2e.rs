@@ -176,6 +176,22 @@ fn health_readiness_and_metrics_follow_the_traffic() {
         "one JSON log line per admission:\n{log}"
     );
     assert!(log.contains("\"outcome\":\"denied\""), "{log}");
+    // The admission line's fields, as a log pipeline would read them.
+    let line: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "admission" && l["uid"] == "m2")
+        .unwrap_or_else(|| panic!("no admission line for m2:\n{log}"));
+    for (field, want) in [
+        ("level", "INFO"),
+        ("namespace", "team-a"),
+        ("kind", "Pod"),
+        ("operation", "Create"),
+        ("outcome", "denied"),
+    ] {
+        assert_eq!(line[field], want, "{field} in {line}");
+    }
+    assert!(line["duration_ms"].as_f64().is_some(), "{line}");
     assert!(!log.contains(canary), "canary value in the log:\n{log}");
     assert!(!after.contains(canary), "canary value in the metrics");
 }
