@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use secrets_injector_shared::annotations::Parsed;
 use secrets_injector_shared::{
     AgentConfig, InjectionRequest, Mode, OnChange, Problems, keys, parse_annotations,
@@ -132,11 +132,11 @@ fn plan(
     targets: Vec<Slot>,
     template: &AgentTemplate,
 ) -> Plan {
+    let none = Container::default();
     let first = targets
         .first()
         .and_then(|slot| container(spec, *slot))
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or(&none);
     let mut config = request.config;
     config.owner = file_owner(spec, &targets);
     let config_json = config.to_json();
@@ -155,8 +155,8 @@ fn plan(
         config_json,
         config_hash,
         targets,
-        identity: identity_of(&first, &template.env),
-        run_as: run_as(spec, &first, template.uid),
+        identity: identity_of(first, &template.env),
+        run_as: run_as(spec, first, template.uid),
         cpu: template.cpu.with_request(request.agent_cpu.as_ref()),
         memory: template.memory.with_request(request.agent_memory.as_ref()),
         share_process_namespace,
