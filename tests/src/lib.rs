@@ -89,6 +89,63 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The admission and health addresses a webhook logged when it started
+/// serving (its "serving admission requests" line, JSON or text format).
+/// Harnesses start it on port 0 and read the ports here, so two tests can
+/// never be handed the same one.
+pub fn webhook_bound_addrs(log: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving admission requests"))?;
+    Some((logged_addr(line, "listen")?, logged_addr(line, "health")?))
+}
+
+/// Wait until a webhook started on port 0 (stderr to `log`) logs its
+/// addresses. Fails with the log when it exits first or `timeout` passes.
+pub fn wait_for_webhook(
+    child: &mut Child,
+    log: &Path,
+    timeout: Duration,
+) -> Result<(SocketAddr, SocketAddr), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(addrs) = webhook_bound_addrs(&text) {
+            return Ok(addrs);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the webhook exited ({status}); its log:\n{text}"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the webhook logged no listening address within {timeout:?}; its log:\n{text}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `RUST_LOG` for a webhook under test: the caller's, with the start-up line
+/// [`wait_for_webhook`] reads always enabled.
+pub fn webhook_rust_log() -> String {
+    match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => format!("{v},secrets_injector_webhook::server=info"),
+        _ => "info".into(),
+    }
+}
+
+/// `name`'s address in one log line: `"name":"ADDR"` (JSON) or ` name=ADDR` (text).
+fn logged_addr(line: &str, name: &str) -> Option<SocketAddr> {
+    let (json, text) = (format!("\"{name}\":\""), format!(" {name}="));
+    let (_, rest) = line
+        .split_once(json.as_str())
+        .or_else(|| line.split_once(text.as_str()))?;
+    let end = rest
+        .find(|c: char| c == '"' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
 /// Wait until something accepts TCP connections on `addr`.
 pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -346,6 +403,25 @@ mod tests {
         assert_eq!(moto_port("WARNING: This is a development server."), None);
         assert_eq!(moto_port("127.0.0.1 - - \"GET / HTTP/1.1\" 200 -"), None);
         assert_eq!(moto_port(" * Running on http://127.0.0.1:99999"), None);
+    }
+
+    #[test]
+    fn the_webhook_addresses_are_read_from_either_log_format() {
+        let json = r#"{"timestamp":"t","level":"INFO","message":"serving admission requests","listen":"127.0.0.1:40001","health":"127.0.0.1:40002","max_connections":1000,"target":"w"}"#;
+        let text = "2026-12-01T00:00:00Z  INFO secrets_injector_webhook::server: serving admission requests listen=127.0.0.1:40001 health=127.0.0.1:40002 max_connections=1000";
+        let want: (SocketAddr, SocketAddr) = (
+            "127.0.0.1:40001".parse().unwrap(),
+            "127.0.0.1:40002".parse().unwrap(),
+        );
+        for log in [json, text] {
+            let log = format!("an earlier line listen=1.2.3.4:5\n{log}\n");
+            assert_eq!(webhook_bound_addrs(&log), Some(want), "{log}");
+        }
+        assert_eq!(webhook_bound_addrs("starting\n"), None);
+        assert_eq!(
+            webhook_bound_addrs(r#"{"message":"serving admission requests","listen":"Some(x)"}"#),
+            None
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{TestPki, free_port, https, wait_for_port, workspace_bin};
+use crate::{TestPki, https, wait_for_webhook, webhook_rust_log, workspace_bin};
 
 /// `secrets-injector-webhook serve` on loopback ports, killed on drop.
 #[derive(Debug)]
@@ -24,42 +24,37 @@ impl WebhookProcess {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::new(&["localhost", "127.0.0.1"]);
         pki.write_to(dir.path());
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let health: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let child = Command::new(workspace_bin("secrets-injector-webhook"))
+        let log = dir.path().join("webhook.log");
+        // Port 0, read back from the start-up line: no two tests share a port.
+        let mut child = Command::new(workspace_bin("secrets-injector-webhook"))
             .arg("serve")
-            .args([
-                "--listen",
-                &addr.to_string(),
-                "--health-listen",
-                &health.to_string(),
-            ])
+            .args(["--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"])
             .arg("--tls-cert-file")
             .arg(dir.path().join("tls.crt"))
             .arg("--tls-key-file")
             .arg(dir.path().join("tls.key"))
             .args(["--agent-image", agent_image, "--log-format", "text"])
             .args(extra)
+            .env("RUST_LOG", webhook_rust_log())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start secrets-injector-webhook serve");
-        let wh = WebhookProcess {
+        let (addr, health) = match wait_for_webhook(&mut child, &log, Duration::from_secs(30)) {
+            Ok(addrs) => addrs,
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{why}");
+            }
+        };
+        WebhookProcess {
             child,
             addr,
             health,
             pki,
             _dir: dir,
-        };
-        assert!(
-            wait_for_port(addr, Duration::from_secs(30)),
-            "webhook did not listen on {addr}"
-        );
-        assert!(
-            wait_for_port(health, Duration::from_secs(30)),
-            "webhook health port {health} not up"
-        );
-        wh
+        }
     }
 
     /// POST an AdmissionReview to `/mutate` over verified HTTPS; returns (status, body JSON or text).

@@ -90,10 +90,12 @@ pub async fn serve_on(
         Arc::clone(&metrics),
     )?);
     let acceptor = TlsAcceptor::from(Arc::new(store.server_config()?));
-    let (addr, health_addr) = (
-        listener.local_addr().ok(),
-        health_listener.local_addr().ok(),
-    );
+    // The bound addresses, as logged: with port 0 (tests), the port the kernel chose.
+    let bound = |l: &TcpListener| {
+        l.local_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string())
+    };
+    let (addr, health_addr) = (bound(&listener), bound(&health_listener));
     let health = Arc::new(Health::default());
     let fd_limit = conn::fd_limit();
     let (admission_cap, health_cap) =
@@ -119,8 +121,8 @@ pub async fn serve_on(
     ));
     health.ready.store(true, Ordering::SeqCst);
     tracing::info!(
-        listen = ?addr,
-        health = ?health_addr,
+        listen = %addr,
+        health = %health_addr,
         max_connections = admission_cap,
         fd_limit,
         idle_timeout = ?idle,

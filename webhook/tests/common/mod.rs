@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -15,7 +16,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use secrets_injector_tests::{TestPki, free_port, wait_for_port};
+use secrets_injector_tests::{TestPki, wait_for_webhook, webhook_rust_log};
 use secrets_injector_webhook::settings::AgentFlags;
 use secrets_injector_webhook::template::AgentTemplate;
 use serde_json::{Value, json};
@@ -283,19 +284,19 @@ impl Server {
         log_dir: &Path,
         extra: &[&str],
     ) -> Server {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let health: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let log = log_dir.join(format!("webhook-{}.log", addr.port()));
+        // Port 0, read back from the start-up line: no two tests share a port.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let log = log_dir.join(format!("webhook-{}-{n}.log", std::process::id()));
         let bin = env!("CARGO_BIN_EXE_secrets-injector-webhook");
         let (program, args) = match launcher.split_first() {
             Some((p, rest)) => (*p, [rest, &[bin]].concat()),
             None => (bin, Vec::new()),
         };
-        let child = Command::new(program)
+        let mut child = Command::new(program)
             .args(args)
             .arg("serve")
-            .args(["--listen", &addr.to_string()])
-            .args(["--health-listen", &health.to_string()])
+            .args(["--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"])
             .arg("--tls-cert-file")
             .arg(cert)
             .arg("--tls-key-file")
@@ -309,33 +310,25 @@ impl Server {
                 ][..]
             })
             .args(extra)
+            .env("RUST_LOG", webhook_rust_log())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut s = Server {
+        let (addr, health) = match wait_for_webhook(&mut child, &log, Duration::from_secs(60)) {
+            Ok(addrs) => addrs,
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{why}");
+            }
+        };
+        Server {
             child,
             addr,
             health,
             log,
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        for a in [addr, health] {
-            loop {
-                if let Some(status) = s.child.try_wait().unwrap() {
-                    panic!("webhook exited ({status}); log:\n{}", s.log_text());
-                }
-                if wait_for_port(a, Duration::from_millis(200)) {
-                    break;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "webhook not listening on {a}; log:\n{}",
-                    s.log_text()
-                );
-            }
         }
-        s
     }
 
     /// Start with a fresh test PKI (SAN localhost, 127.0.0.1) written to `dir`.
