@@ -8,6 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use secrets_injector_shared::OnChange;
+use secrets_injector_shared::on_change::LoopbackUrl;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Error;
@@ -102,42 +103,11 @@ pub fn signal_processes(proc_root: &Path, signal: &str, process: &str) -> Result
     Ok(sent)
 }
 
-/// `http://host[:port][/path]` → (host, port, path).
-fn parse_url(url: &str) -> Option<(String, u16, String)> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/".to_string()),
-    };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => 80,
-            None => return None,
-        };
-        (h.to_string(), port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().ok()?),
-            None => (authority.to_string(), 80),
-        }
-    };
-    if host.is_empty() || path.contains(char::is_whitespace) {
-        return None;
-    }
-    Some((host, port, path))
-}
-
 /// POST with an empty body; 2xx is success. Whole exchange bounded by [`HTTP_TIMEOUT`].
 pub async fn post(url: &str) -> Result<u16, Error> {
     let action = format!("http:{url}");
-    let (host, port, path) = parse_url(url).ok_or_else(|| {
-        nerr(
-            action.clone(),
-            "not an http://host[:port]/path URL (https is not supported for loopback)",
-        )
-    })?;
+    let LoopbackUrl { host, port, target } =
+        LoopbackUrl::parse(url).map_err(|e| nerr(action.clone(), e))?;
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
         let host_header = if host.contains(':') {
@@ -146,7 +116,7 @@ pub async fn post(url: &str) -> Result<u16, Error> {
             format!("{host}:{port}")
         };
         let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: secrets-injector-agent\r\n\
+            "POST {target} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: secrets-injector-agent\r\n\
              Content-Length: 0\r\nConnection: close\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await?;
@@ -185,24 +155,6 @@ pub async fn post(url: &str) -> Result<u16, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            parse_url("http://localhost:8080/-/reload"),
-            Some(("localhost".into(), 8080, "/-/reload".into()))
-        );
-        assert_eq!(
-            parse_url("http://127.0.0.1"),
-            Some(("127.0.0.1".into(), 80, "/".into()))
-        );
-        assert_eq!(
-            parse_url("http://[::1]:9/x"),
-            Some(("::1".into(), 9, "/x".into()))
-        );
-        assert_eq!(parse_url("https://x/"), None);
-        assert_eq!(parse_url("http://x:notaport/"), None);
-    }
 
     #[test]
     fn signal_names() {

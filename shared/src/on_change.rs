@@ -50,7 +50,7 @@ impl OnChange {
             });
         }
         if let Some(url) = s.strip_prefix("http:") {
-            check_loopback_url(url).map_err(|e| format!("{s:?}: {e}"))?;
+            LoopbackUrl::parse(url).map_err(|e| format!("{s:?}: {e}"))?;
             return Ok(OnChange::Http {
                 url: url.to_string(),
             });
@@ -61,35 +61,72 @@ impl OnChange {
     }
 }
 
-fn check_loopback_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("the URL must start with http:// (loopback only, no TLS)")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']')
-            .next()
-            .map(|h| format!("[{h}]"))
-            .unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or("").to_string()
-    };
-    // After a closing `]` or in a name, the last `:` starts the port; inside `[…]` it does not.
-    let port_ok = match authority.rsplit_once(':') {
-        Some((h, p)) if h.ends_with(']') || !authority.starts_with('[') => {
-            p.parse::<u16>().is_ok_and(|p| p > 0)
+/// An `on-change` URL split for the request the agent sends: one parser for
+/// the webhook's check and the agent's POST, so a URL admitted is a URL the
+/// agent can call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopbackUrl {
+    /// As connected to: `localhost`, `127.0.0.1` or `::1` (no brackets).
+    pub host: String,
+    /// 80 when the URL names none.
+    pub port: u16,
+    /// Path and query, `/` when empty; the fragment stays with the client.
+    pub target: String,
+}
+
+impl LoopbackUrl {
+    /// `http://` + a loopback host + an optional port in 1..=65535 + an
+    /// optional path, query and fragment; no whitespace or control characters.
+    pub fn parse(url: &str) -> Result<LoopbackUrl, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or("the URL must start with http:// (loopback only, no TLS)")?;
+        if rest.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err("the URL contains whitespace or control characters".into());
         }
-        _ => true,
-    };
-    if !matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
-        return Err(format!(
-            "host {host:?} is not loopback (use localhost, 127.0.0.1 or [::1])"
-        ));
+        let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+        let (host, shown, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6.split_once(']').ok_or("the IPv6 host has no closing ]")?;
+                let port =
+                    match after {
+                        "" => None,
+                        _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                            format!("{after:?} after the IPv6 host is not a :port")
+                        })?),
+                    };
+                (h, format!("[{h}]"), port)
+            }
+            None => match authority.split_once(':') {
+                Some((h, p)) => (h, h.to_string(), Some(p)),
+                None => (authority, authority.to_string(), None),
+            },
+        };
+        if !matches!(shown.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
+            return Err(format!(
+                "host {shown:?} is not loopback (use localhost, 127.0.0.1 or [::1])"
+            ));
+        }
+        let port = match port {
+            None => 80,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or("the port is not a number between 1 and 65535")?,
+        };
+        let target = tail.split('#').next().unwrap_or_default();
+        let target = if target.starts_with('/') {
+            target.to_string()
+        } else {
+            format!("/{target}")
+        };
+        Ok(LoopbackUrl {
+            host: host.to_string(),
+            port,
+            target,
+        })
     }
-    if !port_ok {
-        return Err("the port is not a number between 1 and 65535".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -165,7 +202,7 @@ mod tests {
             "http://[::1]/x",
             "http://[::1]:9090#f",
         ] {
-            assert!(check_loopback_url(ok).is_ok(), "{ok}");
+            assert!(LoopbackUrl::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
             "http://localhost:0",
@@ -177,14 +214,84 @@ mod tests {
             "http://[::1]:",
         ] {
             assert_eq!(
-                check_loopback_url(bad).unwrap_err(),
+                LoopbackUrl::parse(bad).unwrap_err(),
                 "the port is not a number between 1 and 65535",
                 "{bad}"
             );
         }
         assert_eq!(
-            check_loopback_url("http://[::2]:80").unwrap_err(),
+            LoopbackUrl::parse("http://[::2]:80").unwrap_err(),
             "host \"[::2]\" is not loopback (use localhost, 127.0.0.1 or [::1])"
         );
+    }
+
+    #[test]
+    fn a_url_splits_into_what_the_agent_connects_to_and_asks_for() {
+        let url = |host: &str, port, target: &str| LoopbackUrl {
+            host: host.into(),
+            port,
+            target: target.into(),
+        };
+        for (s, want) in [
+            (
+                "http://localhost:8080/-/reload",
+                url("localhost", 8080, "/-/reload"),
+            ),
+            ("http://127.0.0.1", url("127.0.0.1", 80, "/")),
+            ("http://127.0.0.1/", url("127.0.0.1", 80, "/")),
+            ("http://[::1]:9/x", url("::1", 9, "/x")),
+            ("http://[::1]", url("::1", 80, "/")),
+            ("http://127.0.0.1:8080?a=b", url("127.0.0.1", 8080, "/?a=b")),
+            (
+                "http://localhost/r?x=1#frag",
+                url("localhost", 80, "/r?x=1"),
+            ),
+            ("http://localhost#frag", url("localhost", 80, "/")),
+        ] {
+            assert_eq!(LoopbackUrl::parse(s), Ok(want), "{s}");
+        }
+    }
+
+    #[test]
+    fn malformed_urls_are_refused_with_the_reason() {
+        for (bad, want) in [
+            ("http://[::1/x", "the IPv6 host has no closing ]"),
+            ("http://[::1", "the IPv6 host has no closing ]"),
+            ("http://[::1]x/", "\"x\" after the IPv6 host is not a :port"),
+            (
+                "http://[::1]]:80",
+                "\"]:80\" after the IPv6 host is not a :port",
+            ),
+            (
+                "http://localhost:80:90/",
+                "the port is not a number between 1 and 65535",
+            ),
+            (
+                "http://localhost/a b",
+                "the URL contains whitespace or control characters",
+            ),
+            (
+                "http://localhost/a\r\nX: y",
+                "the URL contains whitespace or control characters",
+            ),
+            (
+                "http://",
+                "host \"\" is not loopback (use localhost, 127.0.0.1 or [::1])",
+            ),
+            (
+                "http://:80/",
+                "host \"\" is not loopback (use localhost, 127.0.0.1 or [::1])",
+            ),
+            (
+                "http://user@localhost/",
+                "host \"user@localhost\" is not loopback (use localhost, 127.0.0.1 or [::1])",
+            ),
+            (
+                "HTTP://localhost/",
+                "the URL must start with http:// (loopback only, no TLS)",
+            ),
+        ] {
+            assert_eq!(LoopbackUrl::parse(bad).unwrap_err(), want, "{bad:?}");
+        }
     }
 }
