@@ -101,28 +101,32 @@ pub fn webhook_bound_addrs(log: &str) -> Option<(SocketAddr, SocketAddr)> {
 }
 
 /// Wait until a webhook started on port 0 (stderr to `log`) logs its
-/// addresses. Fails with the log when it exits first or `timeout` passes.
+/// addresses. When it exits first or `timeout` passes, it is killed and the
+/// test fails with its log.
 pub fn wait_for_webhook(
     child: &mut Child,
     log: &Path,
     timeout: Duration,
-) -> Result<(SocketAddr, SocketAddr), String> {
+) -> (SocketAddr, SocketAddr) {
     let deadline = Instant::now() + timeout;
-    loop {
+    let why = loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if let Some(addrs) = webhook_bound_addrs(&text) {
-            return Ok(addrs);
+            return addrs;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("the webhook exited ({status}); its log:\n{text}"));
+            break format!("the webhook exited ({status}); its log:\n{text}");
         }
         if Instant::now() >= deadline {
-            return Err(format!(
+            break format!(
                 "the webhook logged no listening address within {timeout:?}; its log:\n{text}"
-            ));
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{why}");
 }
 
 /// `RUST_LOG` for a webhook under test: the caller's, with the start-up line

@@ -40,14 +40,7 @@ impl WebhookProcess {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start secrets-injector-webhook serve");
-        let (addr, health) = match wait_for_webhook(&mut child, &log, Duration::from_secs(30)) {
-            Ok(addrs) => addrs,
-            Err(why) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{why}");
-            }
-        };
+        let (addr, health) = wait_for_webhook(&mut child, &log, Duration::from_secs(30));
         WebhookProcess {
             child,
             addr,

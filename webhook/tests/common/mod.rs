@@ -315,14 +315,7 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let (addr, health) = match wait_for_webhook(&mut child, &log, Duration::from_secs(60)) {
-            Ok(addrs) => addrs,
-            Err(why) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{why}");
-            }
-        };
+        let (addr, health) = wait_for_webhook(&mut child, &log, Duration::from_secs(60));
         Server {
             child,
             addr,
