@@ -60,6 +60,18 @@ pub async fn review(opts: &Opts) -> Result<Vec<Row>, Error> {
         opts.review_iters
     );
     let mut rows = Vec::new();
+    for (how, s) in webhookbench::bench_decode(&pods::typical(), opts.review_iters)? {
+        println!(
+            "decode the typical review {how}: n={} p50={} p99={}",
+            s.n,
+            fmt_dur(s.p50),
+            fmt_dur(s.p99)
+        );
+        rows.push(Row::info(
+            format!("decode the typical review {how}"),
+            format!("p50 {} / p99 {}", fmt_dur(s.p50), fmt_dur(s.p99)),
+        ));
+    }
     for (name, pod, iters) in [
         (
             "typical pod (3 containers, 5 secrets)",

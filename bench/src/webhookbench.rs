@@ -60,6 +60,56 @@ pub fn bench_review(pod: &Value, iters: usize) -> Result<(Summary, usize), Error
     Ok((s, ops))
 }
 
+/// Time decoding the typical pod's AdmissionReview body `iters` times (after
+/// a warm-up) three ways: into `serde_json::Value` (what the parse-only
+/// server does), into kube's typed `AdmissionReview<Pod>` (the webhook's
+/// decode), and only scanning it (`serde::de::IgnoredAny`). This process
+/// uses the system allocator, as the parse-only server does (the webhook
+/// ships mimalloc).
+pub fn bench_decode(pod: &Value, iters: usize) -> Result<Vec<(&'static str, Summary)>, Error> {
+    use kube::core::admission::AdmissionReview;
+
+    fn time<T, E: std::fmt::Display>(
+        body: &[u8],
+        iters: usize,
+        decode: impl Fn(&[u8]) -> Result<T, E>,
+    ) -> Result<Summary, Error> {
+        decode(body)
+            .map_err(|e| Error::Measure(format!("the bench review does not decode: {e}")))?;
+        for _ in 0..iters / 10 {
+            let _ = black_box(decode(black_box(body)));
+        }
+        let mut samples = Vec::with_capacity(iters);
+        for _ in 0..iters {
+            let t = Instant::now();
+            let _ = black_box(decode(black_box(body)));
+            samples.push(t.elapsed());
+        }
+        Summary::of(samples).ok_or_else(|| Error::Measure("no samples".into()))
+    }
+
+    let review = secrets_injector_tests::pods::admission_review(pod, "bench", "bench-decode-uid");
+    let body = serde_json::to_vec(&review).map_err(|e| Error::Http(e.to_string()))?;
+    Ok(vec![
+        (
+            "into serde_json::Value (the parse-only server)",
+            time(&body, iters, |b| serde_json::from_slice::<Value>(b))?,
+        ),
+        (
+            "into AdmissionReview<Pod> (the webhook)",
+            time(&body, iters, |b| {
+                serde_json::from_slice::<AdmissionReview<Pod>>(b)
+            })?,
+        ),
+        (
+            "scan only (IgnoredAny)",
+            time(&body, iters, |b| {
+                serde_json::from_slice::<serde::de::IgnoredAny>(b)
+            })?,
+        ),
+    ])
+}
+
 /// Time `iters` requests through the real router (`routes::router` +
 /// `oneshot`): JSON decoding, review, patch encoding and the tower layers.
 pub async fn bench_router(pod: &Value, iters: usize) -> Result<Summary, Error> {
