@@ -47,17 +47,22 @@ pub fn bench_review(pod: &Value, iters: usize) -> Result<(Summary, usize), Error
             )));
         }
     };
+    let s = time_calls(iters, || review(black_box(&pod), &settings))?;
+    Ok((s, ops))
+}
+
+/// Time `iters` calls of `f` after `iters / 10` warm-up calls.
+fn time_calls<T>(iters: usize, f: impl Fn() -> T) -> Result<Summary, Error> {
     for _ in 0..iters / 10 {
-        black_box(review(black_box(&pod), &settings));
+        black_box(f());
     }
     let mut samples = Vec::with_capacity(iters);
     for _ in 0..iters {
         let t = Instant::now();
-        black_box(review(black_box(&pod), &settings));
+        black_box(f());
         samples.push(t.elapsed());
     }
-    let s = Summary::of(samples).ok_or_else(|| Error::Measure("no samples".into()))?;
-    Ok((s, ops))
+    Summary::of(samples).ok_or_else(|| Error::Measure("no samples".into()))
 }
 
 /// Time decoding the typical pod's AdmissionReview body `iters` times (after
@@ -76,16 +81,7 @@ pub fn bench_decode(pod: &Value, iters: usize) -> Result<Vec<(&'static str, Summ
     ) -> Result<Summary, Error> {
         decode(body)
             .map_err(|e| Error::Measure(format!("the bench review does not decode: {e}")))?;
-        for _ in 0..iters / 10 {
-            let _ = black_box(decode(black_box(body)));
-        }
-        let mut samples = Vec::with_capacity(iters);
-        for _ in 0..iters {
-            let t = Instant::now();
-            let _ = black_box(decode(black_box(body)));
-            samples.push(t.elapsed());
-        }
-        Summary::of(samples).ok_or_else(|| Error::Measure("no samples".into()))
+        time_calls(iters, || decode(black_box(body)).is_ok())
     }
 
     let review = secrets_injector_tests::pods::admission_review(pod, "bench", "bench-decode-uid");
