@@ -71,7 +71,7 @@ pub fn init_with_fields(format: LogFormat, fields: &[(&str, &str)]) {
         LogFormat::Json => layer.event_format(JsonLine::new(&fields)).boxed(),
         LogFormat::Text => layer
             .with_ansi(false)
-            .map_event_format(appending(false, fields))
+            .map_event_format(appending(fields))
             .boxed(),
     };
     let _ = tracing_subscriber::registry()
@@ -234,19 +234,15 @@ pub fn clamp() -> Targets {
         .with_targets(CLAMPED_TARGETS.iter().copied())
 }
 
-/// Wraps an event format so that its lines get `fields`.
-fn appending<E>(json: bool, fields: Vec<(String, String)>) -> impl FnOnce(E) -> WithFields<E> {
-    move |inner| WithFields {
-        inner,
-        json,
-        fields,
-    }
+/// Wraps a text event format so that its lines get `fields` (the JSON line
+/// writes them itself, see [`JsonLine`]).
+fn appending<E>(fields: Vec<(String, String)>) -> impl FnOnce(E) -> WithFields<E> {
+    move |inner| WithFields { inner, fields }
 }
 
-/// An event format that appends fixed fields to each line of `inner`.
+/// A text event format that appends fixed fields to each line of `inner`.
 struct WithFields<E> {
     inner: E,
-    json: bool,
     fields: Vec<(String, String)>,
 }
 
@@ -269,31 +265,18 @@ where
         self.inner
             .format_event(ctx, Writer::new(&mut line), event)?;
         let body = line.strip_suffix('\n').unwrap_or(&line);
-        writer.write_str(&append_fields(body, self.json, &self.fields))?;
+        writer.write_str(&append_fields(body, &self.fields))?;
         writer.write_char('\n')
     }
 }
 
-/// `body` (one formatted line without its newline) with `fields` added:
-/// JSON members before the closing brace, or ` name=value` pairs.
-fn append_fields(body: &str, json: bool, fields: &[(String, String)]) -> String {
+/// `body` (one formatted text line without its newline) with ` name=value`
+/// pairs added.
+fn append_fields(body: &str, fields: &[(String, String)]) -> String {
     let mut out = String::with_capacity(body.len() + 64);
-    match (json, body.strip_suffix('}')) {
-        (true, Some(open)) => {
-            out.push_str(open);
-            for (k, v) in fields {
-                let key = serde_json::Value::from(k.as_str());
-                let value = serde_json::Value::from(v.as_str());
-                out.push_str(&format!(",{key}:{value}"));
-            }
-            out.push('}');
-        }
-        _ => {
-            out.push_str(body);
-            for (k, v) in fields {
-                out.push_str(&format!(" {k}={v}"));
-            }
-        }
+    out.push_str(body);
+    for (k, v) in fields {
+        out.push_str(&format!(" {k}={v}"));
     }
     out
 }
@@ -308,13 +291,16 @@ mod tests {
             ("pod".to_string(), "web-1".to_string()),
             ("namespace".to_string(), "a\"b".to_string()),
         ];
-        let json = append_fields(r#"{"level":"INFO","message":"x"}"#, true, &fields);
+        let json = format!(
+            r#"{{"level":"INFO","message":"x"{}}}"#,
+            JsonLine::new(&fields).suffix
+        );
         let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
         assert_eq!(v["pod"], "web-1", "{json}");
         assert_eq!(v["namespace"], "a\"b", "{json}");
         assert_eq!(v["message"], "x", "{json}");
         assert_eq!(
-            append_fields("INFO x: done", false, &fields),
+            append_fields("INFO x: done", &fields),
             "INFO x: done pod=web-1 namespace=a\"b"
         );
     }
@@ -372,13 +358,29 @@ mod tests {
                 .flatten_event(true)
                 .with_current_span(false)
                 .with_span_list(false)
-                .map_event_format(appending(true, fields.to_vec()))
                 .boxed()
         };
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, emit);
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(String::from).collect()
+        if ours {
+            return text.lines().map(String::from).collect();
+        }
+        // tracing-subscriber's line with the fixed fields added as members
+        // before the closing brace, each serialized by serde_json.
+        text.lines()
+            .map(|line| {
+                let mut out = line.strip_suffix('}').unwrap().to_string();
+                for (k, v) in fields {
+                    out.push_str(&format!(
+                        ",{}:{}",
+                        serde_json::Value::from(k.as_str()),
+                        serde_json::Value::from(v.as_str())
+                    ));
+                }
+                out + "}"
+            })
+            .collect()
     }
 
     #[test]
